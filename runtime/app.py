@@ -1,0 +1,67 @@
+"""The FastAPI app factory. Its lifespan opens every client and model (`open_services`) and closes
+them on shutdown; handlers receive them as typed state."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from runtime import collections_api, health, metrics, openai_api
+from runtime.http_errors import install_error_handlers
+from runtime.services import open_services
+from runtime.settings import Settings
+
+
+class MetricsMiddleware:
+    """Counts requests and their latency by route template (not raw path, to bound label values)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_status)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            metrics.HTTP_REQUESTS.labels(template, scope["method"], str(status)).inc()
+            metrics.HTTP_LATENCY.labels(template, scope["method"]).observe(time.perf_counter() - started)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        async with open_services(settings) as services:
+            yield {"services": services}
+
+    app = FastAPI(
+        title="Citadel",
+        version="0.1.0",
+        description="Agent runtime: embeddings, vector search and routed LLMs; graphs over MCP, AG-UI and voice.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.add_middleware(MetricsMiddleware)
+    app.include_router(health.router)
+    app.include_router(openai_api.router)
+    app.include_router(collections_api.router)
+    return app

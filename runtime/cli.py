@@ -1,0 +1,166 @@
+"""The `citadel` command: `serve`, `ingest`, `models`."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from runtime.logging_setup import configure_logging
+from runtime.settings import Settings
+from tools.errors import CitadelError
+
+app = typer.Typer(help="Citadel agent runtime.", no_args_is_help=True, add_completion=False)
+console = Console(stderr=True)
+
+
+def load_settings(**overrides: object) -> Settings:
+    try:
+        settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as error:
+        console.print(f"[red]configuration error[/red]:\n{error}")
+        raise typer.Exit(2) from error
+    configure_logging(settings.log_level)
+    return settings
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (CITADEL_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (CITADEL_PORT).")] = None,
+    reload: Annotated[bool, typer.Option(help="Restart on code changes (development).")] = False,
+) -> None:
+    """Start the HTTP server."""
+    import uvicorn
+
+    settings = load_settings(host=host, port=port)
+    if reload:
+        uvicorn.run(
+            "runtime.app:create_app", factory=True, host=settings.host, port=settings.port, reload=True,
+            log_level=settings.log_level,
+        )  # fmt: skip
+        return
+    from runtime.app import create_app
+
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level)
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="JSONL corpora, text files or folders of them.")],
+    collection: Annotated[str, typer.Option("--collection", "-c", help="Collection to fill (made if missing).")],
+    model: Annotated[str | None, typer.Option(help="Embedding model for a new collection.")] = None,
+    batch_size: Annotated[int, typer.Option(min=1, max=1000, help="Documents per upsert.")] = 64,
+    server: Annotated[str | None, typer.Option(help="Send to a running Citadel at this URL instead.")] = None,
+) -> None:
+    """Embed documents into a collection, with a progress bar."""
+    from tools.ingest import count_documents
+
+    settings = load_settings()
+    total = count_documents(paths)
+    progress = Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[chunks]} chunks"),
+        TimeElapsedColumn(), TimeRemainingColumn(), console=console,
+    )  # fmt: skip
+    try:
+        with progress:
+            task = progress.add_task(f"ingest → {collection}", total=total, chunks=0)
+            chunks = 0
+
+            def advance(docs: int, new_chunks: int) -> None:
+                nonlocal chunks
+                chunks += new_chunks
+                progress.update(task, advance=docs, chunks=chunks)
+
+            runner = _ingest_remote if server else _ingest_local
+            docs, chunks = asyncio.run(runner(settings, server, paths, collection, model, batch_size, advance))
+    except CitadelError as error:
+        console.print(f"[red]error[/red]: {error.message}")
+        raise typer.Exit(1) from error
+    except (RuntimeError, httpx.HTTPError) as error:
+        console.print(f"[red]error[/red]: {error}")
+        raise typer.Exit(1) from error
+    console.print(f"ingested {docs} documents as {chunks} chunks into {collection!r}")
+
+
+async def _ingest_local(settings, server, paths, collection, model, batch_size, advance):  # type: ignore[no-untyped-def]
+    from runtime.services import open_services
+    from tools.ingest import ingest as run_ingest
+    from tools.ingest import read_documents
+
+    async with open_services(settings, llm=False) as services:
+        await services.vectors.create_collection(collection, model)
+        return await run_ingest(services.vectors, collection, read_documents(paths), batch_size=batch_size, on_progress=advance)
+
+
+async def _ingest_remote(settings, server, paths, collection, model, batch_size, advance):  # type: ignore[no-untyped-def]
+    from tools.ingest import batched, read_documents
+
+    docs = chunks = 0
+    async with httpx.AsyncClient(base_url=server, timeout=300) as client:
+        response = await client.post("/v1/collections", json={"name": collection, "model": model})
+        _raise_for(response)
+        for batch in batched(read_documents(paths), batch_size):
+            body = {"documents": [{"id": d.id, "text": d.text, "metadata": d.metadata} for d in batch]}
+            response = await client.post(f"/v1/collections/{collection}/points", json=body)
+            _raise_for(response)
+            result = response.json()
+            docs += result["upserted"]
+            chunks += result["chunks"]
+            advance(result["upserted"], result["chunks"])
+    return docs, chunks
+
+
+def _raise_for(response: httpx.Response) -> None:
+    if response.is_error:
+        try:
+            message = response.json()["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = response.text[:300]
+        raise RuntimeError(f"server answered {response.status_code}: {message}")
+
+
+@app.command()
+def models() -> None:
+    """Show the configured embedding models and LLM backends, and whether each is healthy."""
+    settings = load_settings()
+
+    async def report() -> None:
+        from runtime.services import open_services
+
+        async with open_services(settings) as services:
+            table = Table(title="Embedding models")
+            for column in ("model", "dims", "max tokens", "providers"):
+                table.add_column(column)
+            for model in services.embeddings.models():
+                providers = ", ".join(f"{n} ({s.value})" for n, s in services.embeddings.providers(model.name))
+                default = " (default)" if model.name == services.embeddings.default_model else ""
+                table.add_row(model.name + default, str(model.dims), str(model.max_tokens), providers)
+            Console().print(table)
+            table = Table(title="LLM backends")
+            for column in ("backend", "models", "healthy", "detail", "tool calling"):
+                table.add_column(column)
+            for backend in services.llm.backends:
+                healthy, detail = services.llm.health[backend.name]
+                table.add_row(backend.name, ", ".join(backend.models), "yes" if healthy else "NO", detail, str(backend.tool_calling))
+            Console().print(table)
+            routes = ", ".join(f"{r} → {settings.llm_routes.get(r) or 'default order'}" for r in services.llm.routes)
+            Console().print(f"routes: {routes}")
+
+    asyncio.run(report())
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,210 @@
+"""OpenAI-compatible routes: `/v1/embeddings`, `/v1/chat/completions`, `/v1/models`.
+
+The request and response shapes are OpenAI's, so the OpenAI client libraries work unchanged.
+Citadel adds an optional `route` to chat requests and reports its routing decision in a
+`citadel` field and `X-Citadel-*` headers."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any, Literal
+
+from fastapi import APIRouter, Response
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
+from pydantic import BaseModel, ConfigDict, Field
+from sse_starlette import EventSourceResponse
+
+from runtime.dependencies import ServicesDep
+from runtime.http_errors import error_body
+from tools.errors import CitadelError, InvalidRequest
+from tools.llm_backends import GenerationParams
+from tools.llm_router import AUTO, RouteDecision
+
+router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"])
+
+
+# --- embeddings -------------------------------------------------------------------------------
+class EmbeddingRequest(BaseModel):
+    input: str | list[str] | list[int] | list[list[int]] = Field(description="A text or a list of texts.")
+    model: str | None = Field(default=None, description="Embedding model; the configured default when omitted.")
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: int | None = Field(default=None, description="Must equal the model's size if given.")
+    user: str | None = None
+
+
+@router.post("/embeddings")
+async def create_embeddings(body: EmbeddingRequest, services: ServicesDep) -> Response:
+    texts = [body.input] if isinstance(body.input, str) else body.input
+    if texts and not all(isinstance(t, str) for t in texts):
+        raise InvalidRequest("input must be text; token arrays are not supported", param="input")
+    model = services.embeddings.model(body.model)
+    if body.dimensions is not None and body.dimensions != model.dims:
+        raise InvalidRequest(f"{model.name} makes {model.dims}-dimensional vectors; dimensions={body.dimensions}", param="dimensions")
+    result = await services.embeddings.embed(texts, model.name)  # type: ignore[arg-type]
+    if body.encoding_format == "base64":
+        encoded: list[Any] = [base64.b64encode(row.tobytes()).decode() for row in result.vectors]
+    else:
+        encoded = result.vectors.tolist()
+    payload = {
+        "object": "list",
+        "data": [{"object": "embedding", "index": i, "embedding": e} for i, e in enumerate(encoded)],
+        "model": result.model,
+        "usage": {"prompt_tokens": result.tokens, "total_tokens": result.tokens},
+    }
+    return Response(json.dumps(payload, separators=(",", ":")), media_type="application/json")
+
+
+# --- chat -------------------------------------------------------------------------------------
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[dict[str, Any]] | None = None
+    tool_call_id: str | None = None
+
+
+class ChatRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    messages: list[ChatMessage] = Field(min_length=1)
+    model: str = Field(default=AUTO, description="A model name, or `auto` to let Citadel route.")
+    route: str | None = Field(default=None, description="Citadel: force a task class instead of classifying.")
+    stream: bool = False
+    max_tokens: int | None = Field(default=None, ge=1, le=32768)
+    max_completion_tokens: int | None = Field(default=None, ge=1, le=32768)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    stop: str | list[str] | None = None
+    n: int = Field(default=1, ge=1, le=1, description="Only one choice is supported.")
+    tools: list[dict[str, Any]] | None = None
+
+
+def _text(message: ChatMessage, index: int) -> str:
+    if message.content is None:
+        return ""
+    if isinstance(message.content, str):
+        return message.content
+    parts = []
+    for part in message.content:
+        if part.get("type") != "text":
+            raise InvalidRequest(f"messages[{index}]: only text content parts are supported", param="messages")
+        parts.append(str(part.get("text", "")))
+    return "".join(parts)
+
+
+def to_langchain(messages: list[ChatMessage]) -> list[BaseMessage]:
+    converted: list[BaseMessage] = []
+    for index, message in enumerate(messages):
+        text = _text(message, index)
+        if message.role in ("system", "developer"):
+            converted.append(SystemMessage(text))
+        elif message.role == "user":
+            converted.append(HumanMessage(text))
+        elif message.role == "assistant":
+            converted.append(AIMessage(text))
+        else:
+            converted.append(ToolMessage(text, tool_call_id=message.tool_call_id or "call"))
+    return converted
+
+
+def _headers(decision: RouteDecision) -> dict[str, str]:
+    return {
+        "X-Citadel-Backend": decision.backend,
+        "X-Citadel-Model": decision.model,
+        "X-Citadel-Route": decision.route or "",
+    }
+
+
+def _citadel(decision: RouteDecision) -> dict[str, Any]:
+    return {
+        "backend": decision.backend,
+        "route": decision.route,
+        "reason": decision.reason,
+        "passed_over": decision.attempts,
+        "first_token_ms": round(decision.first_token_seconds * 1000, 1),
+    }
+
+
+@router.post("/chat/completions")
+async def chat_completions(body: ChatRequest, services: ServicesDep) -> Response:
+    if body.tools:
+        raise InvalidRequest("tools are not supported on this endpoint; use the graphs for tool use", param="tools")
+    params = GenerationParams(
+        max_tokens=body.max_completion_tokens or body.max_tokens or services.settings.llm_max_tokens,
+        temperature=0.3 if body.temperature is None else body.temperature,
+        top_p=0.9 if body.top_p is None else body.top_p,
+        stop=[body.stop] if isinstance(body.stop, str) else body.stop,
+    )
+    stream = await services.llm.stream(to_langchain(body.messages), model=body.model, route=body.route, params=params)
+    completion_id = f"chatcmpl-{uuid.uuid4().hex}"
+    created = int(time.time())
+    decision = stream.decision
+
+    if not body.stream:
+        parts: list[str] = []
+        finish = "stop"
+        async for chunk in stream:
+            parts.append(chunk.text)
+            finish = chunk.response_metadata.get("finish_reason") or chunk.response_metadata.get("done_reason") or finish
+        content = "".join(parts)
+        usage = {"prompt_tokens": 0, "completion_tokens": len(parts), "total_tokens": len(parts)}
+        payload = {
+            "id": completion_id,
+            "object": "chat.completion",
+            "created": created,
+            "model": decision.model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": _finish(finish)}],
+            "usage": usage,
+            "citadel": _citadel(decision),
+        }
+        return Response(json.dumps(payload), media_type="application/json", headers=_headers(decision))
+
+    def frame(delta: dict[str, Any], finish: str | None = None) -> str:
+        return json.dumps(
+            {
+                "id": completion_id,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": decision.model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            }
+        )
+
+    async def events() -> AsyncIterator[str]:
+        yield frame({"role": "assistant", "content": ""})
+        finish = "stop"
+        try:
+            async for chunk in stream:
+                finish = chunk.response_metadata.get("finish_reason") or chunk.response_metadata.get("done_reason") or finish
+                if chunk.text:
+                    yield frame({"content": chunk.text})
+        except CitadelError as error:
+            yield json.dumps(error_body(error.message, error.code, error.code))
+            return
+        finally:
+            await stream.aclose()
+        yield frame({}, _finish(finish))
+        yield "[DONE]"
+
+    return EventSourceResponse(events(), headers={**_headers(decision), "X-Accel-Buffering": "no"}, ping=15)
+
+
+def _finish(reason: str) -> str:
+    return "length" if reason in ("length", "max_tokens") else "stop"
+
+
+# --- models -----------------------------------------------------------------------------------
+@router.get("/models")
+async def list_models(services: ServicesDep) -> dict[str, Any]:
+    data = [{"id": AUTO, "object": "model", "owned_by": "citadel", "kind": "chat", "backends": []}]
+    data += [
+        {"id": name, "object": "model", "owned_by": "citadel", "kind": "chat", "backends": backends}
+        for name, backends in services.llm.models().items()
+    ]
+    data += [
+        {"id": m.name, "object": "model", "owned_by": "citadel", "kind": "embedding", "dimensions": m.dims}
+        for m in services.embeddings.models()
+    ]
+    return {"object": "list", "data": data}

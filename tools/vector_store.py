@@ -1,0 +1,274 @@
+"""The vector-search tool: collections of documents, each collection tied to one embedding model.
+
+Built on qdrant-client's async client, the same code for a Qdrant server (`CITADEL_QDRANT_URL`)
+and for Qdrant's local mode in the data directory. A collection's one named vector is called after
+its model, so the model (and with it the vector size) is read back from Qdrant itself.
+
+Documents longer than the model's training length are cut into chunks (each keeps its document's
+id and metadata); search returns the best chunk per document.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from langchain_text_splitters import RecursiveCharacterTextSplitter
+from qdrant_client import AsyncQdrantClient, models
+
+from runtime.settings import Settings
+from tools.embedding_models import EMBEDDING_MODELS, EmbeddingModel
+from tools.embeddings import EmbeddingService
+from tools.errors import Conflict, InvalidRequest, NotFound
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_POINT_NAMESPACE = uuid.UUID("6f1d3f0e-4d8a-4b8e-9a57-3c1e2d7b9c10")
+MAX_K = 100
+
+
+@dataclass
+class Document:
+    id: str
+    text: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SearchHit:
+    id: str
+    score: float
+    text: str
+    metadata: dict[str, Any]
+
+
+@dataclass
+class CollectionInfo:
+    name: str
+    model: str
+    dims: int
+    chunks: int
+
+
+@dataclass
+class UpsertResult:
+    documents: int
+    chunks: int
+
+
+def point_id(document_id: str, chunk: int) -> str:
+    return str(uuid.uuid5(_POINT_NAMESPACE, f"{document_id}\x00{chunk}"))
+
+
+def metadata_filter(spec: dict[str, Any] | None) -> models.Filter | None:
+    """A Qdrant filter from Citadel's simple form: `{"field": value}` (equals), `{"field": [a, b]}`
+    (any of), `{"field": {"gte": 1, "lt": 5}}` (range). Fields are document metadata keys."""
+    if not spec:
+        return None
+    if not isinstance(spec, dict):
+        raise InvalidRequest("filter must be an object of metadata field -> value", param="filter")
+    conditions: list[models.Condition] = []
+    for key, value in spec.items():
+        path = f"metadata.{key}"
+        if isinstance(value, bool | str | int) and not isinstance(value, float):
+            conditions.append(models.FieldCondition(key=path, match=models.MatchValue(value=value)))
+        elif isinstance(value, list) and value and all(isinstance(v, str | int) for v in value):
+            conditions.append(models.FieldCondition(key=path, match=models.MatchAny(any=value)))
+        elif isinstance(value, dict) and value and set(value) <= {"gt", "gte", "lt", "lte"}:
+            if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value.values()):
+                raise InvalidRequest(f"filter.{key}: range bounds must be numbers", param="filter")
+            conditions.append(models.FieldCondition(key=path, range=models.Range(**value)))
+        else:
+            raise InvalidRequest(
+                f"filter.{key}: expected a string, integer or boolean, a non-empty list of them, "
+                "or a range object with gt/gte/lt/lte",
+                param="filter",
+            )
+    return models.Filter(must=conditions)
+
+
+class VectorStore:
+    def __init__(self, settings: Settings, embeddings: EmbeddingService) -> None:
+        self._settings = settings
+        self._embeddings = embeddings
+        self._client: AsyncQdrantClient | None = None
+
+    @property
+    def location(self) -> str:
+        return self._settings.qdrant_url or str(self._settings.data_dir / "qdrant")
+
+    async def start(self) -> None:
+        if self._settings.qdrant_url:
+            key = self._settings.qdrant_api_key.get_secret_value() if self._settings.qdrant_api_key else None
+            self._client = AsyncQdrantClient(url=self._settings.qdrant_url, api_key=key, timeout=30)
+        else:
+            path = self._settings.data_dir / "qdrant"
+            path.mkdir(parents=True, exist_ok=True)
+            try:
+                self._client = AsyncQdrantClient(path=str(path))
+            except RuntimeError as error:  # portalocker: another process holds the local store
+                raise RuntimeError(
+                    f"the local vector store {path} is in use by another Citadel process; stop it, "
+                    "or send the work to it over HTTP (e.g. `citadel ingest --server URL`)"
+                ) from error
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+    @property
+    def client(self) -> AsyncQdrantClient:
+        assert self._client is not None, "VectorStore.start() was not awaited"
+        return self._client
+
+    async def ping(self) -> None:
+        await self.client.get_collections()
+
+    # --- collections --------------------------------------------------------------------------
+    async def list_collections(self) -> list[CollectionInfo]:
+        response = await self.client.get_collections()
+        infos = [await self.info(c.name) for c in response.collections]
+        return sorted(infos, key=lambda info: info.name)
+
+    async def info(self, name: str) -> CollectionInfo:
+        if not _NAME.match(name) or not await self.client.collection_exists(name):
+            raise NotFound(f"collection {name!r} does not exist", param="collection")
+        details = await self.client.get_collection(name)
+        vectors = details.config.params.vectors
+        if not isinstance(vectors, dict) or len(vectors) != 1:
+            raise Conflict(f"collection {name!r} was not made by Citadel (expected one named vector)")
+        (model, params), = vectors.items()
+        count = await self.client.count(name, exact=True)
+        return CollectionInfo(name=name, model=model, dims=params.size, chunks=count.count)
+
+    async def create_collection(self, name: str, model: str | None = None) -> tuple[CollectionInfo, bool]:
+        """(info, created). Creating an existing collection with the same model is a no-op."""
+        if not _NAME.match(name):
+            raise InvalidRequest(
+                "collection name must be 1-64 letters, digits, '_', '-' or '.', starting with a letter or digit",
+                param="name",
+            )
+        spec = self._embeddings.model(model)
+        if await self.client.collection_exists(name):
+            info = await self.info(name)
+            if info.model != spec.name:
+                raise Conflict(f"collection {name!r} exists for model {info.model!r}, not {spec.name!r}", param="model")
+            return info, False
+        await self.client.create_collection(
+            name,
+            vectors_config={spec.name: models.VectorParams(size=spec.dims, distance=models.Distance.COSINE)},
+        )
+        if self._settings.qdrant_url:  # local mode has no payload indexes
+            await self.client.create_payload_index(name, "doc_id", models.PayloadSchemaType.KEYWORD)
+        return CollectionInfo(name=name, model=spec.name, dims=spec.dims, chunks=0), True
+
+    async def delete_collection(self, name: str) -> None:
+        await self.info(name)
+        await self.client.delete_collection(name)
+
+    # --- documents ----------------------------------------------------------------------------
+    def chunk(self, text: str, model: EmbeddingModel) -> list[str]:
+        limit = model.chunk_tokens - 2  # [CLS] and [SEP]
+        if self._embeddings.count_tokens([text])[0] - 2 <= limit:
+            return [text]
+        splitter = RecursiveCharacterTextSplitter(
+            chunk_size=limit,
+            chunk_overlap=limit // 8,
+            length_function=lambda piece: self._embeddings.count_tokens([piece])[0] - 2,
+        )
+        return splitter.split_text(text)
+
+    async def upsert(self, name: str, documents: list[Document]) -> UpsertResult:
+        """Add or replace documents. A document's old chunks are removed once its new ones are embedded."""
+        info = await self.info(name)
+        model = EMBEDDING_MODELS[info.model]
+        if not documents:
+            raise InvalidRequest("documents must not be empty", param="documents")
+        seen: set[str] = set()
+        for index, doc in enumerate(documents):
+            if not doc.id or not doc.text.strip():
+                raise InvalidRequest(f"documents[{index}] needs a non-empty id and text", param="documents")
+            if doc.id in seen:
+                raise InvalidRequest(f"documents[{index}]: id {doc.id!r} appears twice", param="documents")
+            seen.add(doc.id)
+        points_text: list[tuple[Document, int, int, str]] = []
+        for doc in documents:
+            chunks = self.chunk(doc.text, model)
+            points_text += [(doc, i, len(chunks), piece) for i, piece in enumerate(chunks)]
+        # A title, when a document has one, is part of what each of its chunks means.
+        inputs = [f"{d.metadata['title']} {piece}" if d.metadata.get("title") else piece for d, _, _, piece in points_text]
+        inputs = [self._fit(text, model) for text in inputs]
+        embedded = await self._embeddings.embed(inputs, model.name)
+        points = [
+            models.PointStruct(
+                id=point_id(doc.id, chunk),
+                vector={model.name: vector.tolist()},
+                payload={"doc_id": doc.id, "chunk": chunk, "chunks": total, "text": piece, "metadata": doc.metadata},
+            )
+            for (doc, chunk, total, piece), vector in zip(points_text, embedded.vectors, strict=True)
+        ]
+        await self.client.delete(name, points_selector=self._doc_filter(list(seen)), wait=True)
+        await self.client.upsert(name, points=points, wait=True)
+        return UpsertResult(documents=len(documents), chunks=len(points))
+
+    def _fit(self, text: str, model: EmbeddingModel) -> str:
+        """A title plus a full chunk can pass the model's limit; trim words from the end until it fits."""
+        while self._embeddings.count_tokens([text])[0] > model.max_tokens:
+            text = text.rsplit(" ", 1)[0] if " " in text else text[: len(text) // 2]
+        return text
+
+    async def delete(self, name: str, ids: list[str] | None = None, filter: dict[str, Any] | None = None) -> None:
+        await self.info(name)
+        if bool(ids) == bool(filter):
+            raise InvalidRequest("give either ids or filter (not both, not neither)", param="ids")
+        selector = self._doc_filter(ids) if ids else metadata_filter(filter)
+        await self.client.delete(name, points_selector=selector, wait=True)
+
+    @staticmethod
+    def _doc_filter(ids: list[str]) -> models.Filter:
+        return models.Filter(must=[models.FieldCondition(key="doc_id", match=models.MatchAny(any=ids))])
+
+    async def search(
+        self,
+        name: str,
+        query: str | None = None,
+        vector: list[float] | None = None,
+        k: int = 10,
+        filter: dict[str, Any] | None = None,
+        score_threshold: float | None = None,
+    ) -> list[SearchHit]:
+        info = await self.info(name)
+        if (query is None) == (vector is None):
+            raise InvalidRequest("give either query (text) or vector", param="query")
+        if not 1 <= k <= MAX_K:
+            raise InvalidRequest(f"k must be between 1 and {MAX_K}", param="k")
+        if vector is not None:
+            if len(vector) != info.dims:
+                raise InvalidRequest(
+                    f"vector has {len(vector)} dimensions; collection {name!r} ({info.model}) takes {info.dims}",
+                    param="vector",
+                )
+        else:
+            assert query is not None
+            vector = (await self._embeddings.embed([query], info.model)).vectors[0].tolist()
+        response = await self.client.query_points_groups(
+            name,
+            group_by="doc_id",
+            query=vector,
+            using=info.model,
+            limit=k,
+            group_size=1,
+            query_filter=metadata_filter(filter),
+            score_threshold=score_threshold,
+            with_payload=True,
+        )
+        hits = []
+        for group in response.groups:
+            point = group.hits[0]
+            payload = point.payload or {}
+            hits.append(
+                SearchHit(id=str(group.id), score=point.score, text=payload.get("text", ""), metadata=payload.get("metadata", {}))
+            )
+        return hits
