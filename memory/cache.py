@@ -77,7 +77,8 @@ class RedisCache:
         if not keys:
             return []
         try:
-            return list(await self._client.mget(keys))
+            values = await self._client.mget(keys)
+            return [v if isinstance(v, bytes) else None for v in values]
         except (RedisError, OSError) as error:
             self._warn(error)
             return [None] * len(keys)

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import httpx
 import typer
@@ -22,7 +21,7 @@ app = typer.Typer(help="Citadel agent runtime.", no_args_is_help=True, add_compl
 console = Console(stderr=True)
 
 
-def load_settings(**overrides: object) -> Settings:
+def load_settings(**overrides: Any) -> Settings:
     try:
         settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as error:
@@ -67,9 +66,14 @@ def ingest(
     settings = load_settings()
     total = count_documents(paths)
     progress = Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[chunks]} chunks"),
-        TimeElapsedColumn(), TimeRemainingColumn(), console=console,
-    )  # fmt: skip
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[chunks]} chunks"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    )
     try:
         with progress:
             task = progress.add_task(f"ingest → {collection}", total=total, chunks=0)
@@ -98,7 +102,9 @@ async def _ingest_local(settings, server, paths, collection, model, batch_size, 
 
     async with open_services(settings, llm=False) as services:
         await services.vectors.create_collection(collection, model)
-        return await run_ingest(services.vectors, collection, read_documents(paths), batch_size=batch_size, on_progress=advance)
+        return await run_ingest(
+            services.vectors, collection, read_documents(paths), batch_size=batch_size, on_progress=advance
+        )
 
 
 async def _ingest_remote(settings, server, paths, collection, model, batch_size, advance):  # type: ignore[no-untyped-def]
@@ -150,7 +156,13 @@ def models() -> None:
                 table.add_column(column)
             for backend in services.llm.backends:
                 healthy, detail = services.llm.health[backend.name]
-                table.add_row(backend.name, ", ".join(backend.models), "yes" if healthy else "NO", detail, str(backend.tool_calling))
+                table.add_row(
+                    backend.name,
+                    ", ".join(backend.models),
+                    "yes" if healthy else "NO",
+                    detail,
+                    str(backend.tool_calling),
+                )
             Console().print(table)
             routes = ", ".join(f"{r} → {settings.llm_routes.get(r) or 'default order'}" for r in services.llm.routes)
             Console().print(f"routes: {routes}")
@@ -158,9 +170,5 @@ def models() -> None:
     asyncio.run(report())
 
 
-def main() -> None:  # pragma: no cover - console entry point
-    app()
-
-
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    app()

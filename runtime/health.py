@@ -48,10 +48,21 @@ async def ready(services: ServicesDep, response: Response) -> dict[str, Any]:
     for backend in services.llm.backends:
         healthy, detail = services.llm.health[backend.name]
         state = services.llm.breakers[backend.name].state
-        status = "ok" if healthy and state is State.CLOSED else ("down" if not healthy and state is State.OPEN else "degraded")
-        checks[f"llm:{backend.name}"] = {"status": status, "health": detail, "circuit": state.value, "models": backend.models}
+        status = (
+            "ok"
+            if healthy and state is State.CLOSED
+            else ("down" if not healthy and state is State.OPEN else "degraded")
+        )
+        checks[f"llm:{backend.name}"] = {
+            "status": status,
+            "health": detail,
+            "circuit": state.value,
+            "models": backend.models,
+        }
     llm_up = any(checks[f"llm:{b.name}"]["status"] != "down" for b in services.llm.backends)
-    essential_down = checks["vectors"]["status"] == "down" or not llm_up or checks.get("database", {}).get("status") == "down"
+    essential_down = (
+        checks["vectors"]["status"] == "down" or not llm_up or checks.get("database", {}).get("status") == "down"
+    )
     statuses = {c["status"] for c in checks.values()}
     overall = "down" if essential_down else ("degraded" if statuses != {"ok"} else "ok")
     if overall == "down":

@@ -21,7 +21,9 @@ EMBED_BATCH_SIZE = Histogram(
     ["provider"],
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
 )
-BACKEND_CALLS = Counter("citadel_backend_calls_total", "Calls to backends, by backend and outcome.", ["backend", "outcome"])
+BACKEND_CALLS = Counter(
+    "citadel_backend_calls_total", "Calls to backends, by backend and outcome.", ["backend", "outcome"]
+)
 BACKEND_LATENCY = Histogram(
     "citadel_backend_first_token_seconds",
     "Time from the call to a backend to its first token (chat) or its answer (embeddings).",
@@ -31,5 +33,7 @@ BACKEND_LATENCY = Histogram(
 CIRCUIT_STATE = Gauge("citadel_circuit_state", "Circuit state per backend: 0 closed, 1 half-open, 2 open.", ["backend"])
 BACKEND_HEALTHY = Gauge("citadel_backend_healthy", "1 if the backend's last health check passed.", ["backend"])
 ROUTE_DECISIONS = Counter(
-    "citadel_llm_route_decisions_total", "LLM routing decisions, by route, backend and reason.", ["route", "backend", "reason"]
+    "citadel_llm_route_decisions_total",
+    "LLM routing decisions, by route, backend and reason.",
+    ["route", "backend", "reason"],
 )

@@ -43,7 +43,9 @@ async def create_embeddings(body: EmbeddingRequest, services: ServicesDep) -> Re
         raise InvalidRequest("input must be text; token arrays are not supported", param="input")
     model = services.embeddings.model(body.model)
     if body.dimensions is not None and body.dimensions != model.dims:
-        raise InvalidRequest(f"{model.name} makes {model.dims}-dimensional vectors; dimensions={body.dimensions}", param="dimensions")
+        raise InvalidRequest(
+            f"{model.name} makes {model.dims}-dimensional vectors; dimensions={body.dimensions}", param="dimensions"
+        )
     result = await services.embeddings.embed(texts, model.name)  # type: ignore[arg-type]
     if body.encoding_format == "base64":
         encoded: list[Any] = [base64.b64encode(row.tobytes()).decode() for row in result.vectors]
@@ -147,7 +149,9 @@ async def chat_completions(body: ChatRequest, services: ServicesDep) -> Response
         finish = "stop"
         async for chunk in stream:
             parts.append(chunk.text)
-            finish = chunk.response_metadata.get("finish_reason") or chunk.response_metadata.get("done_reason") or finish
+            finish = (
+                chunk.response_metadata.get("finish_reason") or chunk.response_metadata.get("done_reason") or finish
+            )
         content = "".join(parts)
         usage = {"prompt_tokens": 0, "completion_tokens": len(parts), "total_tokens": len(parts)}
         payload = {
@@ -155,7 +159,9 @@ async def chat_completions(body: ChatRequest, services: ServicesDep) -> Response
             "object": "chat.completion",
             "created": created,
             "model": decision.model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": _finish(finish)}],
+            "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": _finish(finish)}
+            ],
             "usage": usage,
             "citadel": _citadel(decision),
         }
@@ -177,7 +183,9 @@ async def chat_completions(body: ChatRequest, services: ServicesDep) -> Response
         finish = "stop"
         try:
             async for chunk in stream:
-                finish = chunk.response_metadata.get("finish_reason") or chunk.response_metadata.get("done_reason") or finish
+                finish = (
+                    chunk.response_metadata.get("finish_reason") or chunk.response_metadata.get("done_reason") or finish
+                )
                 if chunk.text:
                     yield frame({"content": chunk.text})
         except CitadelError as error:
@@ -198,7 +206,9 @@ def _finish(reason: str) -> str:
 # --- models -----------------------------------------------------------------------------------
 @router.get("/models")
 async def list_models(services: ServicesDep) -> dict[str, Any]:
-    data = [{"id": AUTO, "object": "model", "owned_by": "citadel", "kind": "chat", "backends": []}]
+    data: list[dict[str, Any]] = [
+        {"id": AUTO, "object": "model", "owned_by": "citadel", "kind": "chat", "backends": []}
+    ]
     data += [
         {"id": name, "object": "model", "owned_by": "citadel", "kind": "chat", "backends": backends}
         for name, backends in services.llm.models().items()

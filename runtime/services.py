@@ -90,10 +90,14 @@ async def open_services(settings: Settings, *, llm: bool = True) -> AsyncIterato
 async def _open_router(settings: Settings, embeddings: EmbeddingService) -> LLMRouter:
     backends: list[ChatBackend] = [OllamaBackend(server) for server in settings.llm_servers]
     if settings.local_llm:
-        llm = EmbeddedLLM(settings.local_llm_path, context=settings.local_llm_context, threads=settings.local_llm_threads)
+        llm = EmbeddedLLM(
+            settings.local_llm_path, context=settings.local_llm_context, threads=settings.local_llm_threads
+        )
         backends.append(EmbeddedBackend(llm))
     semantic = SemanticRouter(
-        load_routes(settings.llm_routes_file or default_routes_file()), embeddings, threshold=settings.llm_route_threshold
+        load_routes(settings.llm_routes_file or default_routes_file()),
+        embeddings,
+        threshold=settings.llm_route_threshold,
     )
     await semantic.start()
     router = LLMRouter(settings, backends, semantic)

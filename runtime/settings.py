@@ -24,9 +24,7 @@ class LLMServer(BaseModel):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="CITADEL_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
-    )
+    model_config = SettingsConfigDict(env_prefix="CITADEL_", env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
     # --- server -----------------------------------------------------------------------------
     host: str = Field(default="127.0.0.1", description="Address `citadel serve` binds to.")

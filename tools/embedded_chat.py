@@ -35,7 +35,7 @@ def _role(message: BaseMessage) -> str:
     return {"system": "system", "human": "user", "ai": "assistant"}.get(message.type, "user")
 
 
-def to_llama_messages(messages: list[BaseMessage]) -> list[dict[str, str]]:
+def to_llama_messages(messages: list[BaseMessage]) -> list[Any]:
     out = []
     for message in messages:
         content = message.text if hasattr(message, "text") else str(message.content)
@@ -93,7 +93,7 @@ class EmbeddedLLM:
                     for chunk in chunks:
                         if cancelled.is_set():
                             break
-                        choice = chunk["choices"][0]
+                        choice: Any = chunk["choices"][0]  # type: ignore[index]
                         text = choice["delta"].get("content")
                         if text or choice.get("finish_reason"):
                             loop.call_soon_threadsafe(queue.put_nowait, (text or "", choice.get("finish_reason")))

@@ -60,7 +60,10 @@ class _Provider:
         )
         self._embed = embed
         self.batcher = MicroBatcher(
-            name, self._guarded, max_batch=settings.embedding_batch_size, max_wait=settings.embedding_batch_wait_ms / 1000
+            name,
+            self._guarded,
+            max_batch=settings.embedding_batch_size,
+            max_wait=settings.embedding_batch_wait_ms / 1000,
         )
         self._aclose = aclose
 
@@ -96,12 +99,16 @@ def _ollama_embed(url: str, model: EmbeddingModel, timeout: float) -> tuple[str,
         try:
             vectors = await client.aembed_documents(texts)
         except ResponseError as error:
-            raise BackendError(backend, error.error, retryable=error.status_code >= 500 or error.status_code == 429) from error
+            raise BackendError(
+                backend, error.error, retryable=error.status_code >= 500 or error.status_code == 429
+            ) from error
         except (httpx.TransportError, ConnectionError) as error:
             raise BackendError(backend, f"unreachable ({type(error).__name__})", retryable=True) from error
         array = np.asarray(vectors, dtype=np.float32)
         if array.ndim != 2 or array.shape[1] != model.dims:
-            raise BackendError(backend, f"returned vectors of shape {array.shape}, expected (n, {model.dims})", retryable=False)
+            raise BackendError(
+                backend, f"returned vectors of shape {array.shape}, expected (n, {model.dims})", retryable=False
+            )
         return array / np.clip(np.linalg.norm(array, axis=1, keepdims=True), 1e-12, None)
 
     async def aclose() -> None:
@@ -135,7 +142,9 @@ class EmbeddingService:
                 backend, embed, aclose = _ollama_embed(url, model, self._settings.embedding_timeout)
                 self._providers.setdefault(name, []).append(_Provider(backend, embed, self._settings, aclose))
         # The embedded model serves all-minilm, last in line behind any Ollama server of the same model.
-        self._providers.setdefault("all-minilm", []).append(_Provider("embedded:all-minilm", embed_locally, self._settings))
+        self._providers.setdefault("all-minilm", []).append(
+            _Provider("embedded:all-minilm", embed_locally, self._settings)
+        )
         if self._settings.embedding_model not in self._providers:
             raise ValueError(
                 f"CITADEL_EMBEDDING_MODEL={self._settings.embedding_model!r} has no server; "
@@ -167,7 +176,8 @@ class EmbeddingService:
         available = ", ".join(sorted(self._providers)) or "none"
         if name in EMBEDDING_MODELS:
             raise NotFound(
-                f"embedding model {name!r} has no server configured (CITADEL_EMBEDDING_SERVERS); available: {available}",
+                f"embedding model {name!r} has no server configured (CITADEL_EMBEDDING_SERVERS); "
+                f"available: {available}",
                 param="model",
             )
         raise NotFound(f"unknown embedding model {name!r}; available: {available}", param="model")
@@ -183,7 +193,8 @@ class EmbeddingService:
             raise InvalidRequest("input must contain at least one text", param="input")
         if len(texts) > self._settings.embedding_max_inputs:
             raise InvalidRequest(
-                f"input has {len(texts)} texts; at most {self._settings.embedding_max_inputs} per request", param="input"
+                f"input has {len(texts)} texts; at most {self._settings.embedding_max_inputs} per request",
+                param="input",
             )
         for index, text in enumerate(texts):
             if not isinstance(text, str) or not text.strip():

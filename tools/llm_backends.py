@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
 from langchain_core.messages import AIMessageChunk, BaseMessage
@@ -35,7 +35,9 @@ class ChatBackend(Protocol):
     timeout: float
     tool_calling: bool
 
-    def stream(self, messages: list[BaseMessage], model: str, params: GenerationParams) -> AsyncIterator[AIMessageChunk]:
+    def stream(
+        self, messages: list[BaseMessage], model: str, params: GenerationParams
+    ) -> AsyncIterator[AIMessageChunk]:
         """Tokens from `model`; raises BackendError / InvalidRequest."""
         ...
 
@@ -61,8 +63,14 @@ class OllamaBackend:
             self._chats[model] = ChatOllama(model=model, base_url=self.url, client_kwargs={"timeout": self.timeout})
         return self._chats[model]
 
-    async def stream(self, messages: list[BaseMessage], model: str, params: GenerationParams) -> AsyncIterator[AIMessageChunk]:
-        options = {"num_predict": params.max_tokens, "temperature": params.temperature, "top_p": params.top_p}
+    async def stream(
+        self, messages: list[BaseMessage], model: str, params: GenerationParams
+    ) -> AsyncIterator[AIMessageChunk]:
+        options: dict[str, Any] = {
+            "num_predict": params.max_tokens,
+            "temperature": params.temperature,
+            "top_p": params.top_p,
+        }
         if params.stop:
             options["stop"] = params.stop
         try:
@@ -72,7 +80,9 @@ class OllamaBackend:
             status = error.status_code
             if 400 <= status < 500 and status not in (404, 408, 429):
                 raise InvalidRequest(f"{self.name}: {error.error}") from error
-            raise BackendError(self.name, f"HTTP {status}: {error.error}", retryable=status >= 500 or status in (408, 429)) from error
+            raise BackendError(
+                self.name, f"HTTP {status}: {error.error}", retryable=status >= 500 or status in (408, 429)
+            ) from error
         except (httpx.TransportError, ConnectionError) as error:
             raise BackendError(self.name, f"unreachable ({type(error).__name__}: {error})", retryable=True) from error
 
@@ -82,7 +92,9 @@ class OllamaBackend:
             response = await self._http.get("/api/tags")
             response.raise_for_status()
         except httpx.HTTPError as error:
-            raise BackendError(self.name, f"health check failed ({type(error).__name__}: {error})", retryable=True) from error
+            raise BackendError(
+                self.name, f"health check failed ({type(error).__name__}: {error})", retryable=True
+            ) from error
         served = {m.get("name") for m in response.json().get("models", [])} | {
             m.get("model") for m in response.json().get("models", [])
         }
@@ -111,7 +123,9 @@ class EmbeddedBackend:
         self.models = [MODEL_NAME]
         self.timeout = timeout
 
-    async def stream(self, messages: list[BaseMessage], model: str, params: GenerationParams) -> AsyncIterator[AIMessageChunk]:
+    async def stream(
+        self, messages: list[BaseMessage], model: str, params: GenerationParams
+    ) -> AsyncIterator[AIMessageChunk]:
         async for chunk in self._llm.stream(
             messages, max_tokens=params.max_tokens, temperature=params.temperature, top_p=params.top_p, stop=params.stop
         ):

@@ -148,14 +148,16 @@ class LLMRouter:
         self, messages: list[BaseMessage], model: str | None = None, route: str | None = None
     ) -> tuple[str | None, list[Candidate]]:
         if model and model != AUTO:
-            candidates = [Candidate(b, model, "requested model") for b in self.backends if model in b.models]
-            if not candidates:
+            requested = [Candidate(b, model, "requested model") for b in self.backends if model in b.models]
+            if not requested:
                 available = ", ".join([AUTO, *sorted(self.models())])
                 raise NotFound(f"unknown model {model!r}; available: {available}", param="model")
-            return None, candidates
+            return None, requested
         reason = "route given"
         if route is not None and route not in self.routes:
-            raise InvalidRequest(f"unknown route {route!r}; available: {', '.join(self.routes) or 'none'}", param="route")
+            raise InvalidRequest(
+                f"unknown route {route!r}; available: {', '.join(self.routes) or 'none'}", param="route"
+            )
         if route is None and self.semantic is not None:
             text = next((m.text for m in reversed(messages) if m.type == "human"), "")
             if text.strip():
@@ -168,7 +170,9 @@ class LLMRouter:
         for wanted in self._settings.llm_routes.get(route or "", []):
             candidates += [Candidate(b, wanted, reason) for b in self.backends if wanted in b.models]
         chosen = {c.backend.name for c in candidates}
-        default_reason = "failover" if candidates else ("default order" if reason == "route given" else f"{reason}, default order")
+        default_reason = (
+            "failover" if candidates else ("default order" if reason == "route given" else f"{reason}, default order")
+        )
         candidates += [Candidate(b, b.models[0], default_reason) for b in self.backends if b.name not in chosen]
         # Backends whose last health check failed go last, not away: the check may be stale.
         candidates.sort(key=lambda c: not self.health[c.backend.name][0])

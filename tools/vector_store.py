@@ -139,7 +139,7 @@ class VectorStore:
         vectors = details.config.params.vectors
         if not isinstance(vectors, dict) or len(vectors) != 1:
             raise Conflict(f"collection {name!r} was not made by Citadel (expected one named vector)")
-        (model, params), = vectors.items()
+        ((model, params),) = vectors.items()
         count = await self.client.count(name, exact=True)
         return CollectionInfo(name=name, model=model, dims=params.size, chunks=count.count)
 
@@ -198,7 +198,9 @@ class VectorStore:
             chunks = self.chunk(doc.text, model)
             points_text += [(doc, i, len(chunks), piece) for i, piece in enumerate(chunks)]
         # A title, when a document has one, is part of what each of its chunks means.
-        inputs = [f"{d.metadata['title']} {piece}" if d.metadata.get("title") else piece for d, _, _, piece in points_text]
+        inputs = [
+            f"{d.metadata['title']} {piece}" if d.metadata.get("title") else piece for d, _, _, piece in points_text
+        ]
         inputs = [self._fit(text, model) for text in inputs]
         embedded = await self._embeddings.embed(inputs, model.name)
         points = [
@@ -224,6 +226,7 @@ class VectorStore:
         if bool(ids) == bool(filter):
             raise InvalidRequest("give either ids or filter (not both, not neither)", param="ids")
         selector = self._doc_filter(ids) if ids else metadata_filter(filter)
+        assert selector is not None
         await self.client.delete(name, points_selector=selector, wait=True)
 
     @staticmethod
@@ -269,6 +272,11 @@ class VectorStore:
             point = group.hits[0]
             payload = point.payload or {}
             hits.append(
-                SearchHit(id=str(group.id), score=point.score, text=payload.get("text", ""), metadata=payload.get("metadata", {}))
+                SearchHit(
+                    id=str(group.id),
+                    score=point.score,
+                    text=payload.get("text", ""),
+                    metadata=payload.get("metadata", {}),
+                )
             )
         return hits
