@@ -64,6 +64,10 @@ class EmbeddedLLM:
         self._llama = Llama(model_path=str(path), **kwargs)
         self._lock = threading.Lock()
 
+    def close(self) -> None:
+        with self._lock:
+            self._llama.close()
+
     def count_tokens(self, text: str) -> int:
         return len(self._llama.tokenize(text.encode(), add_bos=False, special=True))
 

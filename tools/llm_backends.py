@@ -6,6 +6,7 @@ not) when the backend failed, `InvalidRequest` when the request itself cannot be
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -135,4 +136,4 @@ class EmbeddedBackend:
         return 0.0
 
     async def aclose(self) -> None:
-        return None
+        await asyncio.to_thread(self._llm.close)  # waits for a generation still running

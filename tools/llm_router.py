@@ -246,7 +246,9 @@ class LLMRouter:
     ) -> tuple[AIMessageChunk, AsyncIterator[AIMessageChunk], float]:
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self._settings.llm_retries + 1),
-            wait=wait_exponential_jitter(initial=self._settings.llm_retry_delay, max=5.0),
+            wait=wait_exponential_jitter(
+                multiplier=self._settings.llm_retry_delay, jitter=self._settings.llm_retry_delay, max=5.0
+            ),
             retry=retry_if_exception(lambda e: isinstance(e, BackendError) and e.retryable),
             reraise=True,
         )

@@ -1,0 +1,74 @@
+"""Shared fixtures: settings on a temporary data directory, the real PostgreSQL and Redis of this
+machine, and the app served by uvicorn on a loopback port.
+
+With `CI=true` a missing PostgreSQL or Redis fails the tests that need it; elsewhere they skip.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import pytest
+
+from runtime.settings import Settings
+from tests.live_server import LiveServer
+
+DATABASE_URL = os.environ.get("CITADEL_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("CITADEL_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _reachable(url: str) -> bool:
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or 0), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def _require(url: str, what: str) -> str:
+    if _reachable(url):
+        return url
+    message = f"{what} is not reachable at {url}"
+    if IN_CI:
+        pytest.fail(f"{message} (CI=true: a missing service is a failure)")
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def database_url() -> str:
+    return _require(DATABASE_URL, "PostgreSQL")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    return _require(REDIS_URL, "Redis")
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path) -> Any:
+    """Settings on a fresh data directory, ignoring any `.env` in the working tree."""
+
+    def build(**overrides: Any) -> Settings:
+        overrides.setdefault("data_dir", tmp_path / "data")
+        return Settings(_env_file=None, **overrides)  # type: ignore[call-arg]
+
+    return build
+
+
+@pytest.fixture
+def settings(make_settings: Any) -> Settings:
+    return make_settings()  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def live_server(settings: Settings) -> Iterator[LiveServer]:
+    """The whole app on embedded defaults, served over real HTTP."""
+    with LiveServer.start(settings) as server:
+        yield server

@@ -1,0 +1,46 @@
+"""Run the Citadel app under uvicorn on a free loopback port, in a background thread."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import uvicorn
+
+from runtime.app import create_app
+from runtime.settings import Settings
+
+
+@dataclass
+class LiveServer:
+    url: str
+    server: uvicorn.Server
+
+    @classmethod
+    @contextlib.contextmanager
+    def start(cls, settings: Settings, timeout: float = 60.0) -> Iterator[LiveServer]:
+        config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, name="citadel-live-server", daemon=True)
+        thread.start()
+        started = threading.Event()
+
+        def wait() -> None:
+            while thread.is_alive() and not server.started:
+                started.wait(0.02)
+
+        waiter = threading.Thread(target=wait)
+        waiter.start()
+        waiter.join(timeout)
+        if not server.started:
+            server.should_exit = True
+            thread.join(10)
+            raise RuntimeError("the Citadel app did not start (see the log above)")
+        port = server.servers[0].sockets[0].getsockname()[1]
+        try:
+            yield cls(url=f"http://127.0.0.1:{port}", server=server)
+        finally:
+            server.should_exit = True
+            thread.join(30)

@@ -1,0 +1,67 @@
+"""The OpenAI Python client, unchanged, against Citadel's /v1 routes over real HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import openai
+import pytest
+
+from tests.live_server import LiveServer
+
+
+@pytest.fixture
+def client(live_server: LiveServer) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=f"{live_server.url}/v1", api_key="unused", max_retries=0) as client:
+        yield client
+
+
+def test_embeddings_float_and_base64_agree(client: openai.OpenAI) -> None:
+    texts = ["The cat sat on the mat.", "A feline rested on the rug.", "Quarterly revenue grew 4%."]
+    floats = client.embeddings.create(input=texts, model="all-minilm", encoding_format="float")
+    packed = client.embeddings.create(input=texts, model="all-minilm")  # the client asks for base64
+    a = np.array([d.embedding for d in floats.data])
+    b = np.array([d.embedding for d in packed.data])
+    assert a.shape == (3, 384)
+    assert np.allclose(a, b, atol=1e-6)
+    assert np.allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-4)
+    assert a[0] @ a[1] > a[0] @ a[2] + 0.2, "paraphrases must be closer than unrelated text"
+    assert floats.model == "all-minilm"
+    assert floats.usage.prompt_tokens > 0
+
+
+def test_embedding_errors_name_the_problem(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.NotFoundError, match="unknown embedding model 'nope'; available: all-minilm"):
+        client.embeddings.create(input="x", model="nope")
+    with pytest.raises(openai.BadRequestError, match="at least one text"):
+        client.embeddings.create(input=[], model="all-minilm")
+    with pytest.raises(openai.BadRequestError, match=r"input\[1\] has \d+ tokens; all-minilm takes at most 512"):
+        client.embeddings.create(input=["short", "word " * 600], model="all-minilm")
+
+
+def test_chat_completion_routes_and_reports_backend(client: openai.OpenAI) -> None:
+    response = client.chat.completions.create(
+        model="auto", messages=[{"role": "user", "content": "What is the capital of France?"}], max_tokens=16
+    )
+    assert response.choices[0].message.content
+    assert response.model == "smollm2"
+    extra = response.model_extra or {}
+    assert extra["citadel"]["backend"] == "embedded"
+    assert extra["citadel"]["route"] == "chat"
+
+
+def test_chat_completion_streams(client: openai.OpenAI) -> None:
+    stream = client.chat.completions.create(
+        model="smollm2", messages=[{"role": "user", "content": "Say hello."}], max_tokens=12, stream=True
+    )
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks)
+    assert len(chunks) >= 3
+    assert text.strip()
+    assert chunks[-1].choices[0].finish_reason in ("stop", "length")
+
+
+def test_chat_unknown_model_lists_available(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.NotFoundError, match="unknown model 'gpt-9'; available: auto, smollm2"):
+        client.chat.completions.create(model="gpt-9", messages=[{"role": "user", "content": "hi"}])
