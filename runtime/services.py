@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
@@ -65,13 +66,7 @@ async def open_services(settings: Settings, *, llm: bool = True) -> AsyncIterato
 
         database: asyncpg.Pool | None = None
         if settings.database_url:
-            database = await asyncpg.create_pool(
-                settings.database_url,
-                min_size=settings.database_pool_min,
-                max_size=settings.database_pool_max,
-                timeout=settings.database_timeout,
-                command_timeout=settings.database_timeout,
-            )
+            database = await _open_database(settings, settings.database_url)
             stack.push_async_callback(database.close)
 
         router = await _open_router(settings, embeddings) if llm else None
@@ -85,6 +80,29 @@ async def open_services(settings: Settings, *, llm: bool = True) -> AsyncIterato
             llm=router,  # type: ignore[arg-type]  # None only where the caller asked for no LLM
             database=database,
         )
+
+
+def redact_url(url: str) -> str:
+    """A service URL without its credentials, fit for logs and error messages."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return urlunsplit((parts.scheme, f"{host}{port}", parts.path, "", ""))
+
+
+async def _open_database(settings: Settings, url: str) -> asyncpg.Pool:
+    try:
+        return await asyncpg.create_pool(
+            url,
+            min_size=settings.database_pool_min,
+            max_size=settings.database_pool_max,
+            timeout=settings.database_timeout,
+            command_timeout=settings.database_timeout,
+        )
+    except (OSError, asyncpg.PostgresError, TimeoutError) as error:
+        raise RuntimeError(
+            f"cannot reach PostgreSQL at {redact_url(url)} (CITADEL_DATABASE_URL): {type(error).__name__}: {error}"
+        ) from error
 
 
 async def _open_router(settings: Settings, embeddings: EmbeddingService) -> LLMRouter:

@@ -77,7 +77,7 @@ class Settings(BaseSettings):
         description='Models per task class, best first, e.g. {"code": ["qwen2.5-coder:7b"]}.',
     )
     llm_routes_file: Path | None = Field(default=None, description="JSON file of labelled example utterances.")
-    llm_route_threshold: float = Field(default=0.35, ge=-1, le=1, description="Least similarity to pick a route.")
+    llm_route_threshold: float = Field(default=0.3, ge=-1, le=1, description="Least similarity to pick a route.")
     llm_retries: int = Field(default=2, ge=0, description="Retries per backend on retryable errors.")
     llm_retry_delay: float = Field(default=0.25, ge=0, description="First retry delay (doubles, with jitter).")
     breaker_failures: int = Field(default=3, ge=1, description="Consecutive failures that open a circuit.")

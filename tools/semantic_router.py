@@ -48,7 +48,7 @@ class RouteMatch:
 
 class SemanticRouter:
     def __init__(
-        self, routes: list[Route], embeddings: EmbeddingService, *, threshold: float, margin: float = 0.02
+        self, routes: list[Route], embeddings: EmbeddingService, *, threshold: float, margin: float = 0.05
     ) -> None:
         if not routes:
             raise ValueError("a semantic router needs at least one route")

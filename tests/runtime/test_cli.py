@@ -1,0 +1,76 @@
+"""The `citadel` command, run as a user runs it (a subprocess)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from runtime.services import open_services
+
+
+def citadel(*args: str, data_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    environment = {**os.environ, "CITADEL_DATA_DIR": str(data_dir), "COLUMNS": "200", **env}
+    return subprocess.run(
+        [sys.executable, "-m", "runtime.cli", *args], capture_output=True, text=True, env=environment, timeout=120
+    )
+
+
+async def test_ingest_jsonl_and_text_files(tmp_path: Path, make_settings: Any) -> None:
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text(
+        "\n".join(
+            json.dumps(r)
+            for r in [
+                {"_id": "d1", "title": "Volcanoes", "text": "Magma rises through the crust and erupts as lava."},
+                {"_id": "d2", "title": "Tides", "text": "The moon's gravity pulls the oceans, causing tides."},
+            ]
+        )
+    )
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "coffee.md").write_text("Espresso is brewed by forcing hot water through fine coffee grounds.")
+    (notes / "empty.txt").write_text("   ")
+    data = tmp_path / "data"
+    result = citadel("ingest", str(corpus), str(notes), "--collection", "geo", data_dir=data)
+    assert result.returncode == 0, result.stderr
+    assert "ingested 3 documents as 3 chunks into 'geo'" in result.stderr
+
+    async with open_services(make_settings(data_dir=data), llm=False) as services:
+        hits = await services.vectors.search("geo", query="why do oceans have tides", k=3)
+        assert hits[0].id == "d2"
+        assert hits[0].metadata == {"title": "Tides"}
+        coffee = await services.vectors.search("geo", query="how is espresso made", k=1)
+        assert coffee[0].id == "coffee.md"
+        assert coffee[0].metadata["title"] == "coffee"
+
+
+def test_ingest_reports_bad_input_clearly(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"_id": "1", "text": "fine"}\n{"_id": "2"}\n')
+    result = citadel("ingest", str(bad), "--collection", "c", data_dir=tmp_path / "data")
+    assert result.returncode == 1
+    assert "bad.jsonl:2: needs an `_id` (or `id`) and a non-empty `text`" in result.stderr
+    assert "Traceback" not in result.stderr
+    missing = citadel("ingest", str(tmp_path / "nope.txt"), "--collection", "c", data_dir=tmp_path / "data")
+    assert missing.returncode == 1
+    assert "no such file or folder" in missing.stderr
+
+
+def test_models_lists_backends_and_health(tmp_path: Path) -> None:
+    result = citadel("models", data_dir=tmp_path / "data")
+    assert result.returncode == 0, result.stderr
+    assert "all-minilm (default)" in result.stdout
+    assert "embedded" in result.stdout
+    assert "smollm2" in result.stdout
+
+
+def test_bad_configuration_is_a_clear_error(tmp_path: Path) -> None:
+    result = citadel("models", data_dir=tmp_path / "data", CITADEL_LLM_SERVERS='[{"name": "a"}]')
+    assert result.returncode == 2
+    assert "configuration error" in result.stderr
+    assert "llm_servers" in result.stderr
+    assert "Traceback" not in result.stderr
