@@ -56,7 +56,7 @@ def test_search_by_text_ranks_the_answer_first(http: httpx.Client, docs: str) ->
     response = http.post("/v1/collections/kb/search", json={"query": "What is the capital of France?", "k": 2})
     assert response.status_code == 200
     results = response.json()["results"]
-    assert [r["id"] for r in results][0] == "paris"
+    assert results[0]["id"] == "paris"
     assert results[0]["text"].startswith("Paris is")
     assert results[0]["metadata"] == {"lang": "en", "year": 2020}
     assert results[0]["score"] > results[1]["score"]
