@@ -34,6 +34,10 @@ class EmbeddingRequest(BaseModel):
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: int | None = Field(default=None, description="Must equal the model's size if given.")
     user: str | None = None
+    allow_fallback: bool = Field(
+        default=False,
+        description="Citadel: if the model's servers are all down, answer with its fallback model (see `model`).",
+    )
 
 
 @router.post("/embeddings")
@@ -46,7 +50,7 @@ async def create_embeddings(body: EmbeddingRequest, services: ServicesDep) -> Re
         raise InvalidRequest(
             f"{model.name} makes {model.dims}-dimensional vectors; dimensions={body.dimensions}", param="dimensions"
         )
-    result = await services.embeddings.embed(texts, model.name)  # type: ignore[arg-type]
+    result = await services.embeddings.embed(texts, model.name, allow_fallback=body.allow_fallback)  # type: ignore[arg-type]
     if body.encoding_format == "base64":
         encoded: list[Any] = [base64.b64encode(row.tobytes()).decode() for row in result.vectors]
     else:

@@ -187,6 +187,16 @@ class EmbeddingService:
         assert self._minilm is not None, "EmbeddingService.start() was not awaited"
         return self._minilm.count_tokens(texts)
 
+    def truncate(self, text: str, model: EmbeddingModel) -> str:
+        """`text` cut at a token boundary so that it fits `model` (for callers that only need its gist,
+        such as routing; stored documents are chunked instead)."""
+        assert self._minilm is not None, "EmbeddingService.start() was not awaited"
+        encoding = self._minilm.tokenizer.encode(text)
+        if len(encoding.ids) <= model.max_tokens:
+            return text
+        keep = model.max_tokens - 1  # [SEP] comes after the last kept token
+        return text[: encoding.offsets[keep - 1][1]]
+
     def validate(self, texts: list[str], model: EmbeddingModel) -> int:
         """Raise InvalidRequest naming the first text that cannot be embedded; return the token total."""
         if not texts:

@@ -66,6 +66,7 @@ class SemanticRouter:
 
     async def classify(self, text: str) -> RouteMatch:
         assert self._matrix is not None, "SemanticRouter.start() was not awaited"
+        text = self._embeddings.truncate(text, self._embeddings.model(None))
         query = (await self._embeddings.embed([text])).vectors[0]
         similarities = self._matrix @ query
         best: dict[str, float] = {}

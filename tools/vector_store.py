@@ -201,7 +201,7 @@ class VectorStore:
         inputs = [
             f"{d.metadata['title']} {piece}" if d.metadata.get("title") else piece for d, _, _, piece in points_text
         ]
-        inputs = [self._fit(text, model) for text in inputs]
+        inputs = [self._embeddings.truncate(text, model) for text in inputs]
         embedded = await self._embeddings.embed(inputs, model.name)
         points = [
             models.PointStruct(
@@ -214,12 +214,6 @@ class VectorStore:
         await self.client.delete(name, points_selector=self._doc_filter(list(seen)), wait=True)
         await self.client.upsert(name, points=points, wait=True)
         return UpsertResult(documents=len(documents), chunks=len(points))
-
-    def _fit(self, text: str, model: EmbeddingModel) -> str:
-        """A title plus a full chunk can pass the model's limit; trim words from the end until it fits."""
-        while self._embeddings.count_tokens([text])[0] > model.max_tokens:
-            text = text.rsplit(" ", 1)[0] if " " in text else text[: len(text) // 2]
-        return text
 
     async def delete(self, name: str, ids: list[str] | None = None, filter: dict[str, Any] | None = None) -> None:
         await self.info(name)
