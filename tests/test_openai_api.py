@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import httpx
 import numpy as np
 import openai
 import pytest
@@ -65,3 +66,26 @@ def test_chat_completion_streams(client: openai.OpenAI) -> None:
 def test_chat_unknown_model_lists_available(client: openai.OpenAI) -> None:
     with pytest.raises(openai.NotFoundError, match="unknown model 'gpt-9'; available: auto, smollm2"):
         client.chat.completions.create(model="gpt-9", messages=[{"role": "user", "content": "hi"}])
+
+
+def test_prompt_over_the_context_is_a_400_streaming_or_not(client: openai.OpenAI) -> None:
+    messages = [{"role": "user", "content": "word " * 3000}]
+    with pytest.raises(openai.BadRequestError, match="exceed context window"):
+        client.chat.completions.create(model="auto", messages=messages, max_tokens=4)  # type: ignore[arg-type]
+    with pytest.raises(openai.BadRequestError, match="exceed context window"):
+        client.chat.completions.create(model="auto", messages=messages, max_tokens=4, stream=True)  # type: ignore[arg-type]
+
+
+def test_bad_chat_requests_name_the_field(live_server: LiveServer) -> None:
+    with httpx.Client(base_url=live_server.url) as http:
+        empty = http.post("/v1/chat/completions", json={"messages": []})
+        assert empty.status_code == 422
+        assert "messages" in empty.json()["error"]["message"]
+        role = http.post("/v1/chat/completions", json={"messages": [{"role": "wizard", "content": "hi"}]})
+        assert role.status_code == 422
+        assert "messages.0.role" in role.json()["error"]["message"]
+        route = http.post(
+            "/v1/chat/completions", json={"messages": [{"role": "user", "content": "hi"}], "route": "astrology"}
+        )
+        assert route.status_code == 400
+        assert "unknown route 'astrology'" in route.json()["error"]["message"]
