@@ -23,6 +23,7 @@ $(CURDIR)/.tools/bin/uv:
 install: .venv/.installed
 
 run: install
+	$(RUN) citadel migrate
 	$(RUN) citadel serve
 
 lint: install

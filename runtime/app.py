@@ -50,7 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        async with open_services(settings) as services:
+        async with open_services(settings, state=True) as services:
             yield {"services": services}
 
     app = FastAPI(

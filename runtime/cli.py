@@ -135,6 +135,33 @@ def _raise_for(response: httpx.Response) -> None:
 
 
 @app.command()
+def migrate() -> None:
+    """Create or upgrade the app database's tables (PostgreSQL, or SQLite in the data directory)."""
+    from memory.database import create_engine, redact_url, sqlalchemy_url
+    from memory.database import migrate as run_migrations
+
+    settings = load_settings()
+
+    async def upgrade() -> tuple[str | None, str]:
+        engine = create_engine(settings)
+        try:
+            return await run_migrations(engine)
+        finally:
+            await engine.dispose()
+
+    try:
+        before, after = asyncio.run(upgrade())
+    except (OSError, RuntimeError) as error:
+        console.print(f"[red]error[/red]: cannot migrate {redact_url(sqlalchemy_url(settings))}: {error}")
+        raise typer.Exit(1) from error
+    where = redact_url(sqlalchemy_url(settings))
+    if before == after:
+        console.print(f"{where}: schema already at {after}")
+    else:
+        console.print(f"{where}: migrated {before or 'empty'} → {after}")
+
+
+@app.command()
 def models() -> None:
     """Show the configured embedding models and LLM backends, and whether each is healthy."""
     settings = load_settings()

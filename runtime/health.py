@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from memory.database import ping
 from runtime.dependencies import ServicesDep
 from tools.circuit_breaker import State
 
@@ -35,9 +36,9 @@ async def ready(services: ServicesDep, response: Response) -> dict[str, Any]:
     checks: dict[str, dict[str, Any]] = {}
     checks["vectors"] = await _probe(services.vectors.ping, "qdrant server" if settings.qdrant_url else "local mode")
     checks["cache"] = await _probe(services.cache.ping, services.cache.name)
-    if services.database is not None:
-        database = services.database
-        checks["database"] = await _probe(lambda: database.fetchval("select 1"), "postgresql")
+    if services.engine is not None:
+        engine = services.engine
+        checks["database"] = await _probe(lambda: ping(engine), "postgresql" if settings.database_url else "sqlite")
     for model in services.embeddings.models():
         states = services.embeddings.providers(model.name)
         up = [name for name, state in states if state is not State.OPEN]

@@ -12,11 +12,14 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from memory.app_store import AppStore
 from memory.cache import ByteCache, MemoryCache, RedisCache
+from memory.database import check_schema, create_engine, ping, redact_url
+from memory.persistence import Persistence, open_persistence
 from runtime.settings import Settings
 from tools.embedded_chat import EmbeddedLLM
 from tools.embeddings import EmbeddingService
@@ -35,7 +38,10 @@ class Services:
     embeddings: EmbeddingService
     vectors: VectorStore
     llm: LLMRouter
-    database: asyncpg.Pool | None
+    engine: AsyncEngine | None
+    """The app database (threads, runs); None for commands that need no state."""
+    app_store: AppStore | None
+    persistence: Persistence | None
 
 
 def default_routes_file() -> Path:
@@ -43,10 +49,11 @@ def default_routes_file() -> Path:
 
 
 @contextlib.asynccontextmanager
-async def open_services(settings: Settings, *, llm: bool = True) -> AsyncIterator[Services]:
+async def open_services(settings: Settings, *, llm: bool = True, state: bool = False) -> AsyncIterator[Services]:
     """Open everything `settings` configures; close it all on exit, in reverse order.
 
-    `llm=False` skips the chat backends, for commands that only embed and store."""
+    `llm=False` skips the chat backends; `state=True` opens the databases (app tables, checkpoints,
+    long-term memory), which the server needs and commands that only embed and store do not."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     async with contextlib.AsyncExitStack() as stack:
         cache: ByteCache
@@ -64,10 +71,13 @@ async def open_services(settings: Settings, *, llm: bool = True) -> AsyncIterato
         stack.push_async_callback(vectors.aclose)
         await vectors.start()
 
-        database: asyncpg.Pool | None = None
-        if settings.database_url:
-            database = await _open_database(settings, settings.database_url)
-            stack.push_async_callback(database.close)
+        engine = app_store = persistence = None
+        if state:
+            engine = create_engine(settings)
+            stack.push_async_callback(engine.dispose)
+            await _check_database(settings, engine)
+            app_store = AppStore(engine)
+            persistence = await stack.enter_async_context(open_persistence(settings, embeddings))
 
         router = await _open_router(settings, embeddings) if llm else None
         if router is not None:
@@ -78,31 +88,22 @@ async def open_services(settings: Settings, *, llm: bool = True) -> AsyncIterato
             embeddings=embeddings,
             vectors=vectors,
             llm=router,  # type: ignore[arg-type]  # None only where the caller asked for no LLM
-            database=database,
+            engine=engine,
+            app_store=app_store,
+            persistence=persistence,
         )
 
 
-def redact_url(url: str) -> str:
-    """A service URL without its credentials, fit for logs and error messages."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    return urlunsplit((parts.scheme, f"{host}{port}", parts.path, "", ""))
-
-
-async def _open_database(settings: Settings, url: str) -> asyncpg.Pool:
+async def _check_database(settings: Settings, engine: AsyncEngine) -> None:
     try:
-        return await asyncpg.create_pool(
-            url,
-            min_size=settings.database_pool_min,
-            max_size=settings.database_pool_max,
-            timeout=settings.database_timeout,
-            command_timeout=settings.database_timeout,
-        )
-    except (OSError, asyncpg.PostgresError, TimeoutError) as error:
-        raise RuntimeError(
-            f"cannot reach PostgreSQL at {redact_url(url)} (CITADEL_DATABASE_URL): {type(error).__name__}: {error}"
-        ) from error
+        await ping(engine)
+    except (OSError, SQLAlchemyError, TimeoutError) as error:
+        if settings.database_url:
+            where = f"PostgreSQL at {redact_url(settings.database_url)} (CITADEL_DATABASE_URL)"
+        else:
+            where = f"the SQLite database {settings.data_dir / 'citadel.db'}"
+        raise RuntimeError(f"cannot reach {where}: {type(error).__name__}: {error}") from error
+    await check_schema(engine)
 
 
 async def _open_router(settings: Settings, embeddings: EmbeddingService) -> LLMRouter:

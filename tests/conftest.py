@@ -6,13 +6,16 @@ With `CI=true` a missing PostgreSQL or Redis fails the tests that need it; elsew
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import urlparse, urlsplit, urlunsplit
 
+import asyncpg
 import pytest
 
 from runtime.settings import Settings
@@ -42,8 +45,27 @@ def _require(url: str, what: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def database_url() -> str:
+def postgres_server_url() -> str:
     return _require(DATABASE_URL, "PostgreSQL")
+
+
+@pytest.fixture
+def database_url(postgres_server_url: str) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test (dropped afterwards), on the real server."""
+    name = f"citadel_test_{uuid.uuid4().hex[:12]}"
+
+    async def admin(sql: str) -> None:
+        connection = await asyncpg.connect(postgres_server_url)
+        try:
+            await connection.execute(sql)
+        finally:
+            await connection.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    try:
+        yield urlunsplit(urlsplit(postgres_server_url)._replace(path=f"/{name}"))
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import threading
 from collections.abc import Iterator
@@ -9,8 +10,18 @@ from dataclasses import dataclass
 
 import uvicorn
 
+from memory.database import create_engine, migrate
 from runtime.app import create_app
 from runtime.settings import Settings
+
+
+async def migrate_database(settings: Settings) -> None:
+    """What `citadel migrate` does, for the test's database."""
+    engine = create_engine(settings)
+    try:
+        await migrate(engine)
+    finally:
+        await engine.dispose()
 
 
 @dataclass
@@ -21,6 +32,7 @@ class LiveServer:
     @classmethod
     @contextlib.contextmanager
     def start(cls, settings: Settings, timeout: float = 60.0) -> Iterator[LiveServer]:
+        asyncio.run(migrate_database(settings))
         config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=0, log_level="warning", lifespan="on")
         server = uvicorn.Server(config)
         thread = threading.Thread(target=server.run, name="citadel-live-server", daemon=True)

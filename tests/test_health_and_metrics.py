@@ -18,7 +18,7 @@ def test_embedded_defaults_are_ready(live_server: LiveServer) -> None:
     assert ready["checks"]["vectors"]["where"] == "local mode"
     assert ready["checks"]["cache"]["where"] == "memory"
     assert ready["checks"]["llm:embedded"]["circuit"] == "closed"
-    assert "database" not in ready["checks"]
+    assert ready["checks"]["database"]["where"] == "sqlite"
 
 
 def test_ready_checks_postgres_and_redis(make_settings: Any, database_url: str, redis_url: str) -> None:
@@ -44,7 +44,7 @@ def test_redis_down_degrades_without_failing_requests(make_settings: Any) -> Non
 async def test_unreachable_postgres_is_a_clear_start_error_without_secrets(make_settings: Any) -> None:
     settings = make_settings(database_url="postgresql://citadel:s3cret@127.0.0.1:1/app", database_timeout=2)
     with pytest.raises(RuntimeError, match=r"cannot reach PostgreSQL at postgresql://127\.0\.0\.1:1/app") as caught:
-        async with open_services(settings, llm=False):
+        async with open_services(settings, llm=False, state=True):
             pass
     assert "s3cret" not in str(caught.value)
 

@@ -74,3 +74,27 @@ def test_bad_configuration_is_a_clear_error(tmp_path: Path) -> None:
     assert "configuration error" in result.stderr
     assert "llm_servers" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_migrate_is_idempotent_and_serve_refuses_an_old_schema(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    first = citadel("migrate", data_dir=data)
+    assert first.returncode == 0, first.stderr
+    assert "migrated empty → 0001" in first.stderr
+    again = citadel("migrate", data_dir=data)
+    assert "schema already at 0001" in again.stderr
+
+
+def test_migrate_on_postgres(tmp_path: Path, database_url: str) -> None:
+    result = citadel("migrate", data_dir=tmp_path / "data", CITADEL_DATABASE_URL=database_url)
+    assert result.returncode == 0, result.stderr
+    assert "postgresql+asyncpg://127.0.0.1:5432/citadel_test_" in result.stderr
+    assert "→ 0001" in result.stderr
+
+
+async def test_server_without_migrations_says_what_to_run(make_settings: Any) -> None:
+    import pytest
+
+    with pytest.raises(RuntimeError, match="run `citadel migrate`"):
+        async with open_services(make_settings(), llm=False, state=True):
+            pass

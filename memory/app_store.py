@@ -1,0 +1,326 @@
+"""Threads and runs in the app database: who owns a thread, which graph it talks to, its runs and
+their status, and the lease that keeps two processes from executing one run at once.
+
+An owner sees only their own threads; someone else's thread is answered exactly like a missing one.
+`owner=None` means an administrator, who sees all.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from sqlalchemy import ColumnElement, and_, delete, func, insert, or_, select, update
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from memory.schema import runs, threads
+from tools.errors import Conflict, NotFound
+
+ThreadStatus = Literal["idle", "busy", "interrupted", "error"]
+RunStatus = Literal["pending", "running", "success", "error", "interrupted", "cancelled", "timeout"]
+ACTIVE_RUN = ("pending", "running")
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; every time Citadel stores is UTC."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+@dataclass
+class Thread:
+    thread_id: str
+    owner: str
+    graph: str | None
+    title: str | None
+    status: str
+    metadata: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_row(cls, row: RowMapping) -> Thread:
+        values = dict(row)
+        values["created_at"] = _aware(values["created_at"])
+        values["updated_at"] = _aware(values["updated_at"])
+        return cls(**values)
+
+
+@dataclass
+class Run:
+    run_id: str
+    thread_id: str | None
+    graph: str
+    owner: str
+    status: str
+    payload: dict[str, Any]
+    metadata: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    attempt: int = 0
+    lease_owner: str | None = None
+    lease_expires_at: datetime | None = None
+    created_at: datetime = field(default_factory=now)
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    updated_at: datetime = field(default_factory=now)
+
+    @classmethod
+    def from_row(cls, row: RowMapping) -> Run:
+        values = dict(row)
+        for key in ("lease_expires_at", "created_at", "started_at", "ended_at", "updated_at"):
+            values[key] = _aware(values[key])
+        return cls(**values)
+
+
+def _metadata_matches(column: Any, wanted: dict[str, Any]) -> list[ColumnElement[bool]]:
+    conditions = []
+    for key, value in wanted.items():
+        item = column[key]
+        if isinstance(value, bool):
+            conditions.append(item.as_boolean() == value)
+        elif isinstance(value, int):
+            conditions.append(item.as_integer() == value)
+        elif isinstance(value, float):
+            conditions.append(item.as_float() == value)
+        else:
+            conditions.append(item.as_string() == str(value))
+    return conditions
+
+
+class AppStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    # --- threads ------------------------------------------------------------------------------
+    async def create_thread(
+        self,
+        owner: str,
+        *,
+        thread_id: str | None = None,
+        graph: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        if_exists: Literal["raise", "do_nothing"] = "raise",
+    ) -> Thread:
+        thread_id = thread_id or str(uuid.uuid4())
+        stamp = now()
+        async with self.engine.begin() as connection:
+            found = (
+                (await connection.execute(select(threads).where(threads.c.thread_id == thread_id))).mappings().first()
+            )
+            if found is not None:
+                if found["owner"] != owner or if_exists == "raise":
+                    # Someone else's id is refused the same way as one's own duplicate: no probing.
+                    raise Conflict(f"thread {thread_id} already exists", param="thread_id")
+                return Thread.from_row(found)
+            values = {
+                "thread_id": thread_id,
+                "owner": owner,
+                "graph": graph,
+                "title": None,
+                "status": "idle",
+                "metadata": metadata or {},
+                "created_at": stamp,
+                "updated_at": stamp,
+            }
+            await connection.execute(insert(threads).values(**values))
+        return Thread(**values)  # type: ignore[arg-type]
+
+    async def get_thread(self, thread_id: str, owner: str | None) -> Thread:
+        query = select(threads).where(threads.c.thread_id == thread_id)
+        if owner is not None:
+            query = query.where(threads.c.owner == owner)
+        async with self.engine.connect() as connection:
+            row = (await connection.execute(query)).mappings().first()
+        if row is None:
+            raise NotFound(f"thread {thread_id} not found", param="thread_id")
+        return Thread.from_row(row)
+
+    async def search_threads(
+        self,
+        owner: str | None,
+        *,
+        metadata: dict[str, Any] | None = None,
+        status: str | None = None,
+        graph: str | None = None,
+        limit: int = 10,
+        offset: int = 0,
+        sort_by: str = "updated_at",
+        descending: bool = True,
+    ) -> list[Thread]:
+        query = select(threads)
+        if owner is not None:
+            query = query.where(threads.c.owner == owner)
+        if status:
+            query = query.where(threads.c.status == status)
+        if graph:
+            query = query.where(threads.c.graph == graph)
+        if metadata:
+            query = query.where(and_(*_metadata_matches(threads.c.metadata, metadata)))
+        column = (
+            threads.c[sort_by]
+            if sort_by in ("created_at", "updated_at", "thread_id", "status")
+            else threads.c.updated_at
+        )
+        query = query.order_by(column.desc() if descending else column.asc()).limit(limit).offset(offset)
+        async with self.engine.connect() as connection:
+            rows = (await connection.execute(query)).mappings().all()
+        return [Thread.from_row(row) for row in rows]
+
+    async def count_threads(self, owner: str | None) -> int:
+        query = select(func.count()).select_from(threads)
+        if owner is not None:
+            query = query.where(threads.c.owner == owner)
+        async with self.engine.connect() as connection:
+            return int((await connection.execute(query)).scalar_one())
+
+    async def update_thread(
+        self,
+        thread_id: str,
+        owner: str | None,
+        *,
+        metadata: dict[str, Any] | None = None,
+        status: str | None = None,
+        graph: str | None = None,
+        title: str | None = None,
+    ) -> Thread:
+        thread = await self.get_thread(thread_id, owner)
+        values: dict[str, Any] = {"updated_at": now()}
+        if metadata is not None:
+            values["metadata"] = {**thread.metadata, **metadata}
+        if status is not None:
+            values["status"] = status
+        if graph is not None and thread.graph is None:
+            values["graph"] = graph
+        if title is not None and not thread.title:
+            values["title"] = title[:200]
+        async with self.engine.begin() as connection:
+            await connection.execute(update(threads).where(threads.c.thread_id == thread_id).values(**values))
+        return await self.get_thread(thread_id, owner)
+
+    async def delete_thread(self, thread_id: str, owner: str | None) -> None:
+        await self.get_thread(thread_id, owner)
+        async with self.engine.begin() as connection:
+            await connection.execute(delete(runs).where(runs.c.thread_id == thread_id))
+            await connection.execute(delete(threads).where(threads.c.thread_id == thread_id))
+
+    async def try_mark_busy(self, thread_id: str) -> bool:
+        """Atomically claim a thread for a new run (across replicas): False if it already has one."""
+        async with self.engine.begin() as connection:
+            result = await connection.execute(
+                update(threads)
+                .where(threads.c.thread_id == thread_id, threads.c.status != "busy")
+                .values(status="busy", updated_at=now())
+            )
+        return result.rowcount == 1
+
+    # --- runs ---------------------------------------------------------------------------------
+    async def create_run(self, run: Run) -> Run:
+        values = {column.name: getattr(run, column.name) for column in runs.columns}
+        async with self.engine.begin() as connection:
+            await connection.execute(insert(runs).values(**values))
+        return run
+
+    async def get_run(self, run_id: str, *, thread_id: str | None = None, owner: str | None = None) -> Run:
+        query = select(runs).where(runs.c.run_id == run_id)
+        if thread_id is not None:
+            query = query.where(runs.c.thread_id == thread_id)
+        if owner is not None:
+            query = query.where(runs.c.owner == owner)
+        async with self.engine.connect() as connection:
+            row = (await connection.execute(query)).mappings().first()
+        if row is None:
+            raise NotFound(f"run {run_id} not found", param="run_id")
+        return Run.from_row(row)
+
+    async def list_runs(
+        self, thread_id: str, *, limit: int = 10, offset: int = 0, status: str | None = None
+    ) -> list[Run]:
+        query = select(runs).where(runs.c.thread_id == thread_id)
+        if status:
+            query = query.where(runs.c.status == status)
+        query = query.order_by(runs.c.created_at.desc()).limit(limit).offset(offset)
+        async with self.engine.connect() as connection:
+            rows = (await connection.execute(query)).mappings().all()
+        return [Run.from_row(row) for row in rows]
+
+    async def active_run(self, thread_id: str) -> Run | None:
+        query = (
+            select(runs)
+            .where(runs.c.thread_id == thread_id, runs.c.status.in_(ACTIVE_RUN))
+            .order_by(runs.c.created_at.desc())
+        )
+        async with self.engine.connect() as connection:
+            row = (await connection.execute(query)).mappings().first()
+        return Run.from_row(row) if row else None
+
+    async def claim_run(self, run_id: str, worker: str, lease_seconds: float) -> bool:
+        """Take the lease on a run that nobody holds (or whose holder stopped renewing it)."""
+        stamp = now()
+        async with self.engine.begin() as connection:
+            result = await connection.execute(
+                update(runs)
+                .where(
+                    runs.c.run_id == run_id,
+                    runs.c.status.in_(ACTIVE_RUN),
+                    or_(runs.c.lease_owner.is_(None), runs.c.lease_expires_at < stamp, runs.c.lease_owner == worker),
+                )
+                .values(
+                    status="running",
+                    lease_owner=worker,
+                    lease_expires_at=stamp + timedelta(seconds=lease_seconds),
+                    attempt=runs.c.attempt + 1,
+                    started_at=func.coalesce(runs.c.started_at, stamp),
+                    updated_at=stamp,
+                )
+            )
+        return result.rowcount == 1
+
+    async def renew_lease(self, run_id: str, worker: str, lease_seconds: float) -> bool:
+        """Extend the lease; False if the run was taken over, finished or asked to stop."""
+        stamp = now()
+        async with self.engine.begin() as connection:
+            result = await connection.execute(
+                update(runs)
+                .where(runs.c.run_id == run_id, runs.c.lease_owner == worker, runs.c.status == "running")
+                .values(lease_expires_at=stamp + timedelta(seconds=lease_seconds), updated_at=stamp)
+            )
+        return result.rowcount == 1
+
+    async def finish_run(self, run_id: str, status: RunStatus, error: str | None = None) -> None:
+        stamp = now()
+        async with self.engine.begin() as connection:
+            await connection.execute(
+                update(runs)
+                .where(runs.c.run_id == run_id)
+                .values(
+                    status=status,
+                    error=error,
+                    ended_at=stamp,
+                    updated_at=stamp,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                )
+            )
+
+    async def recoverable_runs(self) -> list[Run]:
+        """Runs accepted but not finished whose lease nobody holds: to be resumed."""
+        stamp = now()
+        query = (
+            select(runs)
+            .where(
+                runs.c.status.in_(ACTIVE_RUN),
+                or_(runs.c.lease_owner.is_(None), runs.c.lease_expires_at < stamp),
+            )
+            .order_by(runs.c.created_at)
+        )
+        async with self.engine.connect() as connection:
+            rows = (await connection.execute(query)).mappings().all()
+        return [Run.from_row(row) for row in rows]

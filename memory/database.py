@@ -1,0 +1,107 @@
+"""The app database: PostgreSQL (asyncpg) when `CITADEL_DATABASE_URL` is set, else a SQLite file in
+the data directory. Its schema is migrated by `citadel migrate` (Alembic); the server checks at
+start that the schema is current and says what to run when it is not."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, event, text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from runtime.settings import Settings
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def redact_url(url: str) -> str:
+    """A service URL without its credentials, fit for logs and error messages."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return urlunsplit((parts.scheme, f"{host}{port}", parts.path, "", ""))
+
+
+def sqlalchemy_url(settings: Settings) -> str:
+    if settings.database_url:
+        scheme, rest = settings.database_url.split("://", 1)
+        if scheme not in ("postgres", "postgresql", "postgresql+asyncpg"):
+            raise ValueError(f"CITADEL_DATABASE_URL must be a postgresql:// URL, got {scheme}://")
+        return f"postgresql+asyncpg://{rest}"
+    return f"sqlite+aiosqlite:///{(settings.data_dir / 'citadel.db').resolve()}"
+
+
+def create_engine(settings: Settings) -> AsyncEngine:
+    url = sqlalchemy_url(settings)
+    if url.startswith("sqlite"):
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url, connect_args={"timeout": settings.database_timeout})
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=10000")
+            cursor.close()
+
+        return engine
+    return create_async_engine(
+        url,
+        pool_size=settings.database_pool_max,
+        max_overflow=0,
+        pool_timeout=settings.database_timeout,
+        pool_pre_ping=True,
+        connect_args={"timeout": settings.database_timeout, "command_timeout": settings.database_timeout},
+    )
+
+
+def _alembic_config(connection: Connection) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
+
+
+def head_revision() -> str:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    head = ScriptDirectory.from_config(config).get_current_head()
+    assert head is not None
+    return head
+
+
+async def migrate(engine: AsyncEngine) -> tuple[str | None, str]:
+    """Apply pending migrations; returns (revision before, revision after)."""
+
+    def upgrade(connection: Connection) -> str | None:
+        before = MigrationContext.configure(connection).get_current_revision()
+        command.upgrade(_alembic_config(connection), "head")
+        return before
+
+    async with engine.begin() as connection:
+        before = await connection.run_sync(upgrade)
+    return before, head_revision()
+
+
+async def current_revision(engine: AsyncEngine) -> str | None:
+    async with engine.connect() as connection:
+        return await connection.run_sync(lambda c: MigrationContext.configure(c).get_current_revision())
+
+
+async def check_schema(engine: AsyncEngine) -> None:
+    """Raise RuntimeError, saying what to run, unless the schema is at the latest migration."""
+    current, head = await current_revision(engine), head_revision()
+    if current != head:
+        raise RuntimeError(
+            f"the database schema is at {current or 'nothing'}, this Citadel needs {head}: run `citadel migrate`"
+        )
+
+
+async def ping(engine: AsyncEngine) -> None:
+    async with engine.connect() as connection:
+        await connection.execute(text("select 1"))
