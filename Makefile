@@ -36,9 +36,11 @@ typecheck: install
 unit: install
 	$(RUN) pytest
 
-# Retrieval quality on SciFact with the embedded model (the first run embeds the corpus: ~4-5 min;
+# Routing accuracy of the assistant's supervisor on a labelled set, then retrieval quality on
+# SciFact with the embedded model (the first run embeds the corpus: ~4-5 min;
 # later runs reuse the collection cached under ~/.cache/citadel).
 eval: install
+	$(RUN) python -m evals.routing --min-accuracy 0.95
 	$(RUN) python -m evals.scifact --min-ndcg 0.62
 
 test: lint typecheck unit eval
@@ -46,6 +48,7 @@ test: lint typecheck unit eval
 bench: install
 	$(RUN) python -m benchmarks.embeddings
 	$(RUN) python -m benchmarks.router
+	$(RUN) python -m benchmarks.checkpoints
 
 clean:
 	rm -rf .venv .tools .pytest_cache .mypy_cache .ruff_cache

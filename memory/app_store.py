@@ -310,6 +310,15 @@ class AppStore:
                 )
             )
 
+    async def release_lease(self, run_id: str, worker: str) -> None:
+        """Give a run back unfinished (a clean shutdown): the next process resumes it at once."""
+        async with self.engine.begin() as connection:
+            await connection.execute(
+                update(runs)
+                .where(runs.c.run_id == run_id, runs.c.lease_owner == worker)
+                .values(lease_owner=None, lease_expires_at=None, updated_at=now())
+            )
+
     async def recoverable_runs(self) -> list[Run]:
         """Runs accepted but not finished whose lease nobody holds: to be resumed."""
         stamp = now()

@@ -11,8 +11,11 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from runtime import collections_api, health, metrics, openai_api
+from agents.deps import AgentDeps
+from graphs.registry import build_registry
+from runtime import assistants_api, collections_api, health, metrics, openai_api, runs_api, threads_api, workflows_api
 from runtime.http_errors import install_error_handlers
+from runtime.run_manager import RunManager
 from runtime.services import open_services
 from runtime.settings import Settings
 
@@ -51,7 +54,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
         async with open_services(settings, state=True) as services:
-            yield {"services": services}
+            assert services.persistence is not None
+            assert services.app_store is not None
+            registry = build_registry(
+                AgentDeps.from_services(services), services.persistence.checkpointer, services.persistence.store
+            )
+            runs = RunManager(settings, services.app_store, registry)
+            await runs.start()
+            try:
+                yield {"services": services, "registry": registry, "runs": runs}
+            finally:
+                await runs.aclose()
 
     app = FastAPI(
         title="Citadel",
@@ -64,4 +77,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(openai_api.router)
     app.include_router(collections_api.router)
+    app.include_router(assistants_api.router)
+    app.include_router(threads_api.router)
+    app.include_router(runs_api.router)
+    app.include_router(workflows_api.router)
     return app

@@ -6,11 +6,25 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from graphs.registry import GraphRegistry
+from runtime.run_manager import RunManager
 from runtime.services import Services
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     return request.state.services  # type: ignore[no-any-return]
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def get_registry(request: Request) -> GraphRegistry:
+    return request.state.registry  # type: ignore[no-any-return]
+
+
+def get_runs(request: Request) -> RunManager:
+    return request.state.runs  # type: ignore[no-any-return]
+
+
+RegistryDep = Annotated[GraphRegistry, Depends(get_registry)]
+RunsDep = Annotated[RunManager, Depends(get_runs)]

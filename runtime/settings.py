@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     database_pool_min: int = Field(default=1, ge=0)
     database_pool_max: int = Field(default=10, ge=1)
     database_timeout: float = Field(default=10.0, gt=0, description="Seconds to wait for a connection.")
+    run_lease_seconds: float = Field(
+        default=30.0, ge=1, description="A background run not renewed for this long is resumed by another process."
+    )
 
     # --- embeddings ---------------------------------------------------------------------------
     embedding_model: str = Field(default="all-minilm", description="Model used when a request names none.")
@@ -83,6 +86,20 @@ class Settings(BaseSettings):
     breaker_failures: int = Field(default=3, ge=1, description="Consecutive failures that open a circuit.")
     breaker_reset_seconds: float = Field(default=30.0, gt=0, description="Open time before a trial call.")
     health_interval: float = Field(default=15.0, gt=0, description="Seconds between backend health checks.")
+
+    # --- agents and graphs --------------------------------------------------------------------
+    default_collection: str = Field(
+        default="docs", description="Collection the researcher searches when a run names none."
+    )
+    research_min_score: float = Field(
+        default=0.3, ge=-1, le=1, description="Least similarity for a passage to count as relevant to a question."
+    )
+    analyst_approval_sections: int = Field(
+        default=12, ge=1, description="Documents with more sections than this ask for approval before analysis."
+    )
+    agent_history_tokens: int = Field(
+        default=1024, ge=64, description="Conversation history (in tokens, estimated) sent with each turn."
+    )
 
     @field_validator("data_dir")
     @classmethod

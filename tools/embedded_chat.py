@@ -59,7 +59,10 @@ class EmbeddedLLM:
         path = model_path or bundled_model_path()
         kwargs: dict[str, Any] = {"n_ctx": context, "verbose": False}
         if threads:
+            # Both: llama-cpp-python otherwise runs prompt processing on every core, which a busy
+            # machine slows down many times over.
             kwargs["n_threads"] = threads
+            kwargs["n_threads_batch"] = threads
         self.context = context
         self._llama = Llama(model_path=str(path), **kwargs)
         self._lock = threading.Lock()

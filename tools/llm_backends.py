@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import httpx
+from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessageChunk, BaseMessage
 from langchain_ollama import ChatOllama
 from ollama import ResponseError
@@ -46,6 +47,11 @@ class ChatBackend(Protocol):
         """Seconds the check took; raises BackendError when the backend cannot serve."""
         ...
 
+    def chat_model(self, model: str) -> BaseChatModel | None:
+        """A LangChain chat model for `model` that can call tools (`bind_tools`), when
+        `tool_calling` is declared; None otherwise."""
+        ...
+
     async def aclose(self) -> None: ...
 
 
@@ -58,6 +64,9 @@ class OllamaBackend:
         self.tool_calling = server.tool_calling
         self._chats: dict[str, ChatOllama] = {}
         self._http = httpx.AsyncClient(base_url=self.url, timeout=min(5.0, server.timeout))
+
+    def chat_model(self, model: str) -> BaseChatModel | None:
+        return self._chat(model) if self.tool_calling else None
 
     def _chat(self, model: str) -> ChatOllama:
         if model not in self._chats:
@@ -134,6 +143,9 @@ class EmbeddedBackend:
 
     async def check_health(self) -> float:
         return 0.0
+
+    def chat_model(self, model: str) -> BaseChatModel | None:
+        return None
 
     async def aclose(self) -> None:
         await asyncio.to_thread(self._llm.close)  # waits for a generation still running

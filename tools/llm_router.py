@@ -20,6 +20,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
@@ -139,6 +140,23 @@ class LLMRouter:
             for model in backend.models:
                 served.setdefault(model, []).append(backend.name)
         return served
+
+    @property
+    def default_max_tokens(self) -> int:
+        return self._settings.llm_max_tokens
+
+    def tool_model(self) -> BaseChatModel | None:
+        """A chat model that can call tools: the default model of the first backend that declares
+        `tool_calling`, is healthy and whose circuit is not open; None when there is none (e.g. only
+        the embedded model). It calls its server directly, without the router's failover."""
+        for backend in self.backends:
+            if (
+                backend.tool_calling
+                and self.health[backend.name][0]
+                and self.breakers[backend.name].state is not State.OPEN
+            ):
+                return backend.chat_model(backend.models[0])
+        return None
 
     @property
     def routes(self) -> list[str]:

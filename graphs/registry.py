@@ -1,0 +1,77 @@
+"""The graph registry: every face lists, describes and runs graphs by name through it.
+
+registry = build_registry(deps, checkpointer, store)
+entry = registry.get("assistant")        # NotFound (404) naming the graphs there are
+state = entry.spec.validate_input(body)  # InvalidInput (422) naming the first bad field
+await entry.graph.ainvoke(state, {"configurable": {"thread_id": ..., "user_id": ...}})
+"""
+
+from __future__ import annotations
+
+import builtins
+from dataclasses import dataclass
+from typing import Any
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.store.base import BaseStore
+
+from agents.deps import AgentDeps
+from graphs import assistant, rag, workflow
+from graphs.spec import GraphSpec
+from tools.errors import NotFound
+
+SPECS: tuple[GraphSpec, ...] = (assistant.SPEC, rag.SPEC, workflow.SPEC)
+DEFAULT_GRAPH = "assistant"
+
+
+@dataclass(frozen=True)
+class RegisteredGraph:
+    spec: GraphSpec
+    graph: CompiledStateGraph[Any, Any, Any, Any]
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def description(self) -> str:
+        return self.spec.description
+
+
+class GraphRegistry:
+    def __init__(self, graphs: list[RegisteredGraph]) -> None:
+        self._graphs = {entry.name: entry for entry in graphs}
+
+    def get(self, name: str) -> RegisteredGraph:
+        try:
+            return self._graphs[name]
+        except KeyError:
+            raise NotFound(
+                f"unknown graph {name!r}; available: {', '.join(self.names())}", param="assistant_id"
+            ) from None
+
+    def list(self) -> list[RegisteredGraph]:
+        return list(self._graphs.values())
+
+    def names(self) -> builtins.list[str]:
+        return list(self._graphs)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._graphs
+
+
+def build_registry(
+    deps: AgentDeps,
+    checkpointer: BaseCheckpointSaver[Any] | None = None,
+    store: BaseStore | None = None,
+    specs: tuple[GraphSpec, ...] = SPECS,
+) -> GraphRegistry:
+    """Compile every graph with the shared checkpointer (durable threads, interrupts) and store
+    (long-term memory)."""
+    return GraphRegistry(
+        [
+            RegisteredGraph(spec, spec.build(deps).compile(checkpointer=checkpointer, store=store, name=spec.name))
+            for spec in specs
+        ]
+    )

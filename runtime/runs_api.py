@@ -1,0 +1,222 @@
+"""Runs in the LangGraph Platform shape: blocking (`/runs/wait`), streamed (`/runs/stream`, SSE),
+background (`/runs`), with join, cancel and the stateless forms."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any, Literal
+
+from fastapi import APIRouter, Request, Response, status
+from pydantic import BaseModel, ConfigDict, Field
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from memory.app_store import Run
+from runtime.dependencies import RunsDep, ServicesDep
+from runtime.identity import Identity, IdentityDep
+from runtime.run_manager import RunManager, RunRequest
+from runtime.wire import dumps
+
+router = APIRouter(tags=["runs"])
+
+
+class RunCreate(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    assistant_id: str = Field(description="The graph to run (see /assistants/search).")
+    input: Any = None
+    command: dict[str, Any] | None = Field(default=None, description='e.g. {"resume": ...} to answer an interrupt.')
+    stream_mode: str | list[str] = "values"
+    stream_subgraphs: bool = False
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    config: dict[str, Any] = Field(default_factory=dict)
+    context: dict[str, Any] | None = None
+    checkpoint: dict[str, Any] | None = None
+    checkpoint_id: str | None = None
+    interrupt_before: list[str] | Literal["*"] | None = None
+    interrupt_after: list[str] | Literal["*"] | None = None
+    on_disconnect: Literal["cancel", "continue"] = "cancel"
+    multitask_strategy: Literal["reject", "interrupt", "rollback", "enqueue"] | None = None
+    if_not_exists: Literal["reject", "create"] = "reject"
+    on_completion: Literal["delete", "keep"] = "delete"
+
+    def request(self, identity: Identity, thread_id: str | None) -> RunRequest:
+        modes = [self.stream_mode] if isinstance(self.stream_mode, str) else list(self.stream_mode)
+        return RunRequest(
+            graph=self.assistant_id,
+            owner=identity.user_id,
+            thread_id=thread_id,
+            input=self.input,
+            command=self.command,
+            config=self.config,
+            context=self.context,
+            stream_mode=modes or ["values"],
+            stream_subgraphs=self.stream_subgraphs,
+            metadata=self.metadata,
+            checkpoint_id=self.checkpoint_id or (self.checkpoint or {}).get("checkpoint_id"),
+            interrupt_before=self.interrupt_before,
+            interrupt_after=self.interrupt_after,
+            multitask_strategy=self.multitask_strategy or "reject",
+            if_not_exists=self.if_not_exists,
+            keep_thread=thread_id is None and self.on_completion == "keep",
+        )
+
+
+def run_to_wire(run: Run, multitask_strategy: str = "reject") -> dict[str, Any]:
+    return {
+        "run_id": run.run_id,
+        "thread_id": run.thread_id,
+        "assistant_id": run.graph,
+        "created_at": run.created_at.isoformat(),
+        "updated_at": run.updated_at.isoformat(),
+        "status": run.status,
+        "metadata": run.metadata,
+        "multitask_strategy": multitask_strategy,
+        "kwargs": {k: run.payload.get(k) for k in ("input", "command", "config", "stream_mode")},
+        "error": run.error,
+    }
+
+
+def _location(run: Run, stateless: bool) -> dict[str, str]:
+    path = f"/runs/{run.run_id}" if stateless else f"/threads/{run.thread_id}/runs/{run.run_id}"
+    return {"Content-Location": path}
+
+
+async def _stream(
+    runs: RunManager, request: Request, body: RunCreate, identity: Identity, thread_id: str | None
+) -> EventSourceResponse:
+    run, _ = await runs.create(body.request(identity, thread_id))
+    events = runs.launch(run)
+
+    async def frames() -> AsyncIterator[ServerSentEvent]:
+        finished = False
+        try:
+            async for event, data in events.subscribe():
+                yield ServerSentEvent(data=dumps(data), event=event)
+            finished = True
+        finally:
+            if not finished and body.on_disconnect == "cancel":
+                await asyncio.shield(runs.cancel(run))
+
+    headers = {**_location(run, thread_id is None), "X-Accel-Buffering": "no", "Cache-Control": "no-cache"}
+    return EventSourceResponse(frames(), headers=headers, ping=15)
+
+
+async def _wait(runs: RunManager, body: RunCreate, identity: Identity, thread_id: str | None) -> Response:
+    run, _ = await runs.create(body.request(identity, thread_id))
+    events = runs.launch(run)
+    try:
+        await events.done.wait()
+    except asyncio.CancelledError:
+        if body.on_disconnect == "cancel":
+            await asyncio.shield(runs.cancel(run))
+        raise
+    values = await runs.final_values(run)
+    return Response(dumps(values), media_type="application/json", headers=_location(run, thread_id is None))
+
+
+@router.post("/threads/{thread_id}/runs/stream")
+async def stream_run(
+    thread_id: str, body: RunCreate, request: Request, runs: RunsDep, identity: IdentityDep
+) -> Response:
+    return await _stream(runs, request, body, identity, thread_id)
+
+
+@router.post("/runs/stream")
+async def stream_stateless(body: RunCreate, request: Request, runs: RunsDep, identity: IdentityDep) -> Response:
+    return await _stream(runs, request, body, identity, None)
+
+
+@router.post("/threads/{thread_id}/runs/wait")
+async def wait_run(thread_id: str, body: RunCreate, runs: RunsDep, identity: IdentityDep) -> Response:
+    return await _wait(runs, body, identity, thread_id)
+
+
+@router.post("/runs/wait")
+async def wait_stateless(body: RunCreate, runs: RunsDep, identity: IdentityDep) -> Response:
+    return await _wait(runs, body, identity, None)
+
+
+@router.post("/threads/{thread_id}/runs")
+async def create_background_run(thread_id: str, body: RunCreate, runs: RunsDep, identity: IdentityDep) -> Response:
+    run, _ = await runs.create(body.request(identity, thread_id))
+    runs.launch(run)
+    return Response(dumps(run_to_wire(run)), media_type="application/json", headers=_location(run, False))
+
+
+@router.post("/runs")
+async def create_stateless_background_run(body: RunCreate, runs: RunsDep, identity: IdentityDep) -> Response:
+    run, _ = await runs.create(body.request(identity, None))
+    runs.launch(run)
+    return Response(dumps(run_to_wire(run)), media_type="application/json", headers=_location(run, True))
+
+
+@router.get("/threads/{thread_id}/runs")
+async def list_runs(
+    thread_id: str,
+    services: ServicesDep,
+    identity: IdentityDep,
+    limit: int = 10,
+    offset: int = 0,
+    status: str | None = None,
+) -> list[dict[str, Any]]:
+    assert services.app_store is not None
+    await services.app_store.get_thread(thread_id, identity.owner_filter)
+    found = await services.app_store.list_runs(thread_id, limit=limit, offset=offset, status=status)
+    return [run_to_wire(r) for r in found]
+
+
+async def _owned_run(services: ServicesDep, identity: Identity, thread_id: str, run_id: str) -> Run:
+    assert services.app_store is not None
+    await services.app_store.get_thread(thread_id, identity.owner_filter)
+    return await services.app_store.get_run(run_id, thread_id=thread_id)
+
+
+@router.get("/threads/{thread_id}/runs/{run_id}")
+async def get_run(thread_id: str, run_id: str, services: ServicesDep, identity: IdentityDep) -> dict[str, Any]:
+    return run_to_wire(await _owned_run(services, identity, thread_id, run_id))
+
+
+@router.get("/threads/{thread_id}/runs/{run_id}/join")
+async def join_run(
+    thread_id: str, run_id: str, services: ServicesDep, runs: RunsDep, identity: IdentityDep
+) -> Response:
+    run = await _owned_run(services, identity, thread_id, run_id)
+    await runs.wait(run)
+    return Response(dumps(await runs.final_values(run)), media_type="application/json")
+
+
+@router.get("/threads/{thread_id}/runs/{run_id}/stream")
+async def join_stream(
+    thread_id: str, run_id: str, services: ServicesDep, runs: RunsDep, identity: IdentityDep
+) -> EventSourceResponse:
+    run = await _owned_run(services, identity, thread_id, run_id)
+
+    async def frames() -> AsyncIterator[ServerSentEvent]:
+        async for event, data in runs.watch(run):
+            yield ServerSentEvent(data=dumps(data), event=event)
+
+    return EventSourceResponse(frames(), headers={"X-Accel-Buffering": "no"}, ping=15)
+
+
+@router.post("/threads/{thread_id}/runs/{run_id}/cancel", status_code=status.HTTP_204_NO_CONTENT)
+async def cancel_run(
+    thread_id: str,
+    run_id: str,
+    services: ServicesDep,
+    runs: RunsDep,
+    identity: IdentityDep,
+    wait: bool = False,
+    action: Literal["interrupt", "rollback"] = "interrupt",
+) -> Response:
+    run = await _owned_run(services, identity, thread_id, run_id)
+    await runs.cancel(run, wait=wait)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.delete("/threads/{thread_id}/runs/{run_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_run(
+    thread_id: str, run_id: str, services: ServicesDep, runs: RunsDep, identity: IdentityDep
+) -> Response:
+    run = await _owned_run(services, identity, thread_id, run_id)
+    await runs.cancel(run, wait=True)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

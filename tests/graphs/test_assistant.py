@@ -1,0 +1,119 @@
+"""The assistant graph end to end on the embedded defaults: the supervisor's routing, the
+researcher's sources, long-term memory across threads, and token streaming. The model is tiny, so
+these assert structure, routing and sources, never the prose."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langchain_core.messages import AIMessageChunk
+
+from agents.tags import INTERNAL
+from graphs.registry import GraphRegistry
+from tests.graphs.run_inputs import config, user
+from tools.chat_model import ROUTE_METADATA
+
+
+async def test_a_question_about_the_documents_is_researched_and_cites_them(registry: GraphRegistry, docs: str) -> None:
+    graph = registry.get("assistant").graph
+    state = await graph.ainvoke(user("What do our documents say about solar panel efficiency?"), config("t1"))
+    assert state["specialist"] == "researcher"
+    assert state["route_reason"].startswith("semantic: researcher")
+    assert state["retrieval"]["collection"] == "docs"
+    assert state["retrieval"]["status"] == "found"
+    assert state["sources"][0]["id"] == "solar-101"
+    assert {"id", "title", "score", "text"} <= set(state["sources"][0])
+    answer = state["messages"][-1]
+    assert answer.type == "ai"
+    assert "[solar-101]" in answer.text
+    assert answer.response_metadata[ROUTE_METADATA]["backend"] == "embedded"
+
+
+async def test_the_researcher_says_so_when_nothing_is_relevant(registry: GraphRegistry, docs: str) -> None:
+    graph = registry.get("assistant").graph
+    state = await graph.ainvoke(
+        user("What do our documents say about the lasagne recipe for the Christmas party?"), config("t1")
+    )
+    assert state["specialist"] == "researcher"
+    assert state["retrieval"]["status"] == "nothing_relevant"
+    assert state["sources"] == []
+    assert "found nothing relevant" in state["messages"][-1].text
+    assert ROUTE_METADATA not in state["messages"][-1].response_metadata  # no LLM call, nothing invented
+
+
+async def test_the_researcher_says_so_when_the_collection_does_not_exist(registry: GraphRegistry) -> None:
+    graph = registry.get("assistant").graph
+    state = await graph.ainvoke(
+        user("Search the knowledge base for the onboarding checklist"), config("t1", collection="handbook")
+    )
+    assert state["specialist"] == "researcher"
+    assert state["retrieval"] == {
+        "collection": "handbook",
+        "query": "Search the knowledge base for the onboarding checklist",
+        "status": "no_collection",
+        "best_score": None,
+    }
+    assert "no collection named 'handbook'" in state["messages"][-1].text
+
+
+async def test_conversation_goes_to_the_generalist_and_a_new_turn_clears_the_last_sources(
+    registry: GraphRegistry, docs: str
+) -> None:
+    graph = registry.get("assistant").graph
+    first = await graph.ainvoke(user("According to the docs, how do wind turbines make electricity?"), config("t1"))
+    assert first["specialist"] == "researcher"
+    assert first["sources"]
+    second = await graph.ainvoke(user("Thanks! How are you today?"), config("t1"))
+    assert second["specialist"] == "generalist"
+    assert second["sources"] == []
+    assert [m.type for m in second["messages"]] == ["human", "ai", "human", "ai"]
+    assert second["messages"][-1].text.strip()
+
+
+async def test_a_fact_is_remembered_across_threads_of_the_same_user_only(registry: GraphRegistry) -> None:
+    graph = registry.get("assistant").graph
+    told = await graph.ainvoke(
+        user("Please remember that my favourite colour is green"), config("thread-a", user_id="ada")
+    )
+    assert told["specialist"] == "remember"
+    assert told["memories"] == ["my favourite colour is green"]
+    assert "your favourite colour is green" in told["messages"][-1].text
+
+    later = await graph.ainvoke(user("What is my favourite colour?"), config("thread-b", user_id="ada"))
+    assert later["specialist"] == "generalist"
+    assert later["memories"] == ["my favourite colour is green"]
+    assert [m.type for m in later["messages"]] == ["human", "ai"]  # a new thread: only the store carries it
+
+    stranger = await graph.ainvoke(user("What is my favourite colour?"), config("thread-c", user_id="bob"))
+    assert stranger["specialist"] == "generalist"
+    assert stranger["memories"] == []
+
+
+async def test_tokens_stream_with_their_route_and_internal_calls_are_tagged(registry: GraphRegistry, docs: str) -> None:
+    graph = registry.get("assistant").graph
+    chunks: list[tuple[Any, dict[str, Any]]] = []
+    async for message, metadata in graph.astream(
+        {**user("Analyse this text"), "document": "# Costs\nThe budget is tight.\n\n# Plans\nWe hire two people."},
+        config("t1"),
+        stream_mode="messages",
+    ):
+        chunks.append((message, metadata))
+    sections = [(m, meta) for m, meta in chunks if meta["langgraph_node"] == "analyst_section"]
+    assert sections, "the per-section LLM calls stream their tokens"
+    assert all(isinstance(m, AIMessageChunk) for m, _ in sections)
+    assert all(INTERNAL in meta.get("tags", []) for _, meta in sections)
+    assert any(ROUTE_METADATA in m.response_metadata for m, _ in sections)
+    report = [m for m, meta in chunks if meta["langgraph_node"] == "analyst_report"]
+    assert len(report) == 1
+    assert report[0].text.startswith("# Analysis report")
+
+    answer: list[tuple[Any, dict[str, Any]]] = []
+    async for message, metadata in graph.astream(
+        user("What do our documents say about grid batteries?"), config("t2"), stream_mode="messages"
+    ):
+        if metadata["langgraph_node"] == "researcher_answer":
+            answer.append((message, metadata))
+    assert len(answer) > 1, "the answer streams token by token"
+    assert not any(INTERNAL in meta.get("tags", []) for _, meta in answer)
+    first = answer[0][0]
+    assert first.response_metadata[ROUTE_METADATA]["backend"] == "embedded"

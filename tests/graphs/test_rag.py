@@ -1,0 +1,44 @@
+"""The rag graph: the researcher alone, over the collection the run names."""
+
+from __future__ import annotations
+
+from graphs.registry import GraphRegistry
+from runtime.services import Services
+from tests.graphs.run_inputs import config, user
+from tools.vector_store import Document
+
+
+async def test_rag_answers_from_the_collection_the_config_names(registry: GraphRegistry, services: Services) -> None:
+    await services.vectors.create_collection("recipes")
+    await services.vectors.upsert(
+        "recipes",
+        [
+            Document("pancakes", "Whisk flour, milk and eggs; fry thin pancakes in butter.", {"title": "Pancakes"}),
+            Document("soup", "Simmer tomatoes with garlic and basil for a quick soup.", {"title": "Tomato soup"}),
+        ],
+    )
+    graph = registry.get("rag").graph
+    state = await graph.ainvoke(user("How do I make pancakes?"), config("t1", collection="recipes"))
+    assert state["retrieval"]["collection"] == "recipes"
+    assert state["sources"][0]["id"] == "pancakes"
+    assert state["sources"][0]["title"] == "Pancakes"
+    assert "[pancakes]" in state["messages"][-1].text
+    assert "specialist" not in state
+
+
+async def test_the_input_collection_wins_over_the_config(registry: GraphRegistry, docs: str) -> None:
+    graph = registry.get("rag").graph
+    state = await graph.ainvoke(
+        {**user("How do wind turbines work?"), "collection": "docs"}, config("t1", collection="elsewhere")
+    )
+    assert state["retrieval"]["collection"] == "docs"
+    assert state["sources"][0]["id"] == "wind-202"
+
+
+async def test_rag_says_so_when_nothing_is_relevant(registry: GraphRegistry, docs: str) -> None:
+    graph = registry.get("rag").graph
+    state = await graph.ainvoke(user("Who won the 1998 football world cup?"), config("t1"))
+    assert state["retrieval"]["status"] == "nothing_relevant"
+    assert state["retrieval"]["best_score"] is not None
+    assert state["sources"] == []
+    assert "found nothing relevant" in state["messages"][-1].text
