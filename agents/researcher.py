@@ -21,7 +21,7 @@ from agents.deps import AgentDeps
 from agents.history import current_turn, last_human_text
 from agents.retrieval import collection_for, retrieve
 from agents.state import ConversationState, Source
-from agents.toolkit import add_tool_loop, make_tools, merge_sources, tool_sources
+from agents.toolkit import add_tool_loop, frontend_tools, make_tools, merge_sources, tool_sources
 
 PASSAGE_CHARS = 1200
 K = 4
@@ -80,7 +80,7 @@ def add_researcher(graph: StateGraph[Any, Any, Any, Any], deps: AgentDeps) -> st
         )
         return {"retrieval": retrieval, "sources": found.sources, "passages": found.passages}
 
-    async def researcher_answer(state: ResearchState) -> dict[str, Any]:
+    async def researcher_answer(state: ResearchState, config: RunnableConfig) -> dict[str, Any]:
         retrieval = state["retrieval"]
         sources = merge_sources(state.get("sources", []), tool_sources(state["messages"]))
         if not sources:
@@ -93,7 +93,7 @@ def add_researcher(graph: StateGraph[Any, Any, Any, Any], deps: AgentDeps) -> st
         prompt += current_turn(state["messages"])
         tool_model = deps.tool_model()
         if tool_model is not None:
-            reply = await tool_model.bind_tools(tools).ainvoke(prompt)
+            reply = await tool_model.bind_tools([*tools, *frontend_tools(config)]).ainvoke(prompt)
         else:
             reply = await deps.chat().ainvoke(prompt)
         if not reply.tool_calls:

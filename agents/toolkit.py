@@ -72,9 +72,36 @@ def merge_sources(*groups: Sequence[Source]) -> list[Source]:
     return sorted(best.values(), key=lambda s: s["score"], reverse=True)
 
 
+def frontend_tools(config: RunnableConfig | None) -> list[dict[str, Any]]:
+    """Tools a client offers to run itself (an AG-UI page's: `configurable.frontend_tools`, each
+    `{name, description, parameters}`), as function specs `bind_tools` takes. A call to one ends the
+    turn: the client runs it and sends its result with the next turn."""
+    offered = ((config or {}).get("configurable") or {}).get("frontend_tools") or []
+    return [
+        {
+            "type": "function",
+            "function": {
+                "name": tool["name"],
+                "description": tool.get("description") or "",
+                "parameters": tool.get("parameters") or {"type": "object", "properties": {}},
+            },
+        }
+        for tool in offered
+        if isinstance(tool, dict) and tool.get("name")
+    ]
+
+
 def add_tool_loop(graph: StateGraph[Any, Any, Any, Any], agent: str, tools_node: str, tools: list[BaseTool]) -> None:
     """`agent` → `tools_node` (LangGraph's ToolNode) while its last message calls tools, then back to
-    `agent`; END after an answer without tool calls."""
+    `agent`; END after an answer without tool calls, or one calling a client's (frontend) tool."""
+    backend = {tool.name for tool in tools}
+
+    def route(state: Any) -> str:
+        if tools_condition(state) != "tools":
+            return END
+        calls = getattr(state["messages"][-1], "tool_calls", None) or []
+        return "tools" if all(call["name"] in backend for call in calls) else END
+
     graph.add_node(tools_node, ToolNode(tools))
-    graph.add_conditional_edges(agent, tools_condition, {"tools": tools_node, END: END})
+    graph.add_conditional_edges(agent, route, {"tools": tools_node, END: END})
     graph.add_edge(tools_node, agent)

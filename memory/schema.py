@@ -4,7 +4,7 @@ PostgreSQL (asyncpg) and SQLite (aiosqlite). Changes to it ship as Alembic migra
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Column, DateTime, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy import JSON, Column, DateTime, Float, Index, Integer, MetaData, String, Table, Text
 from sqlalchemy.dialects.postgresql import JSONB
 
 # JSONB on PostgreSQL (indexable, comparable), JSON text on SQLite.
@@ -46,4 +46,26 @@ runs = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Index("ix_citadel_runs_thread_created", "thread_id", "created_at"),
     Index("ix_citadel_runs_status_lease", "status", "lease_expires_at"),
+)
+
+audit = Table(
+    "citadel_audit",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("user_id", String(255), nullable=True),
+    Column("session_id", String(255), nullable=True),
+    Column("action", String(255), nullable=False),
+    Column("resource_type", String(64), nullable=True),
+    Column("resource_id", String(255), nullable=True),
+    Column("method", String(16), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("latency_ms", Float, nullable=False),
+    Column("client_ip", String(64), nullable=True),
+    Column("user_agent", Text, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("body_sha256", String(64), nullable=True),
+    Index("ix_citadel_audit_at", "at"),
+    Index("ix_citadel_audit_user_at", "user_id", "at"),
 )

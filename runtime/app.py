@@ -9,15 +9,34 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agents.deps import AgentDeps
 from graphs.registry import build_registry
-from runtime import assistants_api, collections_api, health, metrics, openai_api, runs_api, threads_api, workflows_api
+from mcp_server.http import MCPEndpoint
+from mcp_server.state import ServerState
+from memory.audit import AuditLog
+from runtime import (
+    admin_api,
+    assistants_api,
+    collections_api,
+    health,
+    metrics,
+    openai_api,
+    runs_api,
+    threads_api,
+    voice_api,
+    workflows_api,
+)
+from runtime.auth import AuthMiddleware
 from runtime.http_errors import install_error_handlers
+from runtime.rate_limits import RateLimiter, RateLimitMiddleware
+from runtime.request_audit import AuditMiddleware, BodyLimitMiddleware
 from runtime.run_manager import RunManager
 from runtime.services import open_services
 from runtime.settings import Settings
+from ui_bridge import routes as agui_routes
 
 
 class MetricsMiddleware:
@@ -50,6 +69,7 @@ class MetricsMiddleware:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    mcp_endpoint = MCPEndpoint(settings)  # the MCP face (mcp_server/): tools and graphs at /mcp
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
@@ -61,10 +81,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
             runs = RunManager(settings, services.app_store, registry)
             await runs.start()
+            assert services.engine is not None
+            audit = AuditLog(services.engine)
+            await audit.start()
+            limiter = RateLimiter(settings)
             try:
-                yield {"services": services, "registry": registry, "runs": runs}
+                async with mcp_endpoint.serve(ServerState(services, registry, runs)):  # runs the MCP session manager
+                    yield {"services": services, "registry": registry, "runs": runs, "audit": audit, "limiter": limiter}
             finally:
                 await runs.aclose()
+                await audit.aclose()  # after the runs: their last requests are recorded too
+                await limiter.aclose()
 
     app = FastAPI(
         title="Citadel",
@@ -73,7 +100,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    # Middleware, innermost first: each one added wraps the ones before it.
     app.add_middleware(MetricsMiddleware)
+    app.add_middleware(RateLimitMiddleware)  # needs the identity the auth middleware sets
+    app.add_middleware(AuthMiddleware, settings=settings)
+    app.add_middleware(AuditMiddleware)  # sees refusals (401, 413, 429) too
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=["*"],
+        allow_headers=["*"],
+        expose_headers=["Content-Location", "X-Citadel-Backend", "X-Citadel-Model", "X-Citadel-Route"],
+    )
+    app.include_router(admin_api.router)
     app.include_router(health.router)
     app.include_router(openai_api.router)
     app.include_router(collections_api.router)
@@ -81,4 +121,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(threads_api.router)
     app.include_router(runs_api.router)
     app.include_router(workflows_api.router)
+    app.include_router(voice_api.router)  # voice face: POST /voice/token (agents/voice)
+    app.include_router(agui_routes.router)  # AG-UI face (ui_bridge)
+    app.router.routes.insert(0, mcp_endpoint.route())  # MCP face (mcp_server), matched before the REST routes
     return app

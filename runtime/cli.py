@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -41,6 +42,13 @@ def serve(
     import uvicorn
 
     settings = load_settings(host=host, port=port)
+    if not settings.auth_enabled and not _is_loopback(settings.host):
+        console.print(
+            f"[red]refusing to serve on {settings.host}[/red]: authentication is off, so anyone who can reach this "
+            "address could use Citadel. Configure Clerk (CITADEL_CLERK_JWT_KEY or CITADEL_CLERK_SECRET_KEY), "
+            "or bind to 127.0.0.1 / ::1."
+        )
+        raise typer.Exit(2)
     if reload:
         uvicorn.run(
             "runtime.app:create_app", factory=True, host=settings.host, port=settings.port, reload=True,
@@ -50,6 +58,15 @@ def serve(
     from runtime.app import create_app
 
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @app.command()
@@ -161,6 +178,36 @@ def migrate() -> None:
         console.print(f"{where}: migrated {before or 'empty'} → {after}")
 
 
+@app.command("audit-prune")
+def audit_prune(
+    days: Annotated[int | None, typer.Option(min=1, help="Keep this many days (CITADEL_AUDIT_RETENTION_DAYS).")] = None,
+) -> None:
+    """Delete audit records older than the retention period."""
+    from memory.audit import AuditLog
+    from memory.database import create_engine
+
+    settings = load_settings()
+    keep = days or settings.audit_retention_days
+
+    async def prune() -> int:
+        engine = create_engine(settings)
+        try:
+            return await AuditLog.prune(engine, keep)
+        finally:
+            await engine.dispose()
+
+    deleted = asyncio.run(prune())
+    console.print(f"deleted {deleted} audit records older than {keep} days")
+
+
+@app.command("mcp")
+def mcp_stdio() -> None:
+    """Serve Citadel's tools and graphs over MCP on stdin/stdout (for desktop clients); logs go to stderr."""
+    from mcp_server.stdio import run_stdio
+
+    run_stdio(load_settings())
+
+
 @app.command()
 def models() -> None:
     """Show the configured embedding models and LLM backends, and whether each is healthy."""
@@ -195,6 +242,38 @@ def models() -> None:
             Console().print(f"routes: {routes}")
 
     asyncio.run(report())
+
+
+# --- voice (agents/voice; the voice extra) ---------------------------------------------------------
+voice_app = typer.Typer(help="The LiveKit voice worker (livekit-agents' `dev` / `start`).", no_args_is_help=True)
+app.add_typer(voice_app, name="voice")
+LiveKitURL = Annotated[str | None, typer.Option("--url", help="LiveKit server URL (CITADEL_LIVEKIT_URL).")]
+LiveKitKey = Annotated[str | None, typer.Option("--api-key", help="LiveKit API key (CITADEL_LIVEKIT_API_KEY).")]
+LiveKitSecret = Annotated[
+    str | None, typer.Option("--api-secret", help="LiveKit API secret (CITADEL_LIVEKIT_API_SECRET).")
+]
+
+
+def _voice_worker(dev: bool, url: str | None, api_key: str | None, api_secret: str | None) -> None:
+    settings = load_settings(livekit_url=url, livekit_api_key=api_key, livekit_api_secret=api_secret)
+    try:
+        from agents.voice.worker import run_worker
+    except ImportError as error:
+        console.print(f"[red]error[/red]: {error}")
+        raise typer.Exit(1) from error
+    run_worker(settings, dev=dev, log_level="debug" if dev else settings.log_level)
+
+
+@voice_app.command("dev")
+def voice_dev(url: LiveKitURL = None, api_key: LiveKitKey = None, api_secret: LiveKitSecret = None) -> None:
+    """Run the voice worker for development: debug logs, jobs in fresh processes."""
+    _voice_worker(True, url, api_key, api_secret)
+
+
+@voice_app.command("start")
+def voice_start(url: LiveKitURL = None, api_key: LiveKitKey = None, api_secret: LiveKitSecret = None) -> None:
+    """Run the voice worker in production: joins the rooms it is dispatched to, drains on SIGTERM."""
+    _voice_worker(False, url, api_key, api_secret)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -9,10 +9,13 @@ from fastapi import APIRouter, Response, status
 from pydantic import BaseModel, Field
 
 from runtime.dependencies import ServicesDep
+from runtime.identity import require_role
 from tools.errors import InvalidRequest
 from tools.vector_store import MAX_K, Document
 
 router = APIRouter(prefix="/v1/collections", tags=["collections"])
+# Managing collections and their documents is for developers; searching is for every user.
+DEVELOPER = require_role("developer")
 
 
 class CreateCollection(BaseModel):
@@ -52,7 +55,7 @@ async def list_collections(services: ServicesDep) -> dict[str, Any]:
     return {"collections": [_info(c) for c in await services.vectors.list_collections()]}
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED, dependencies=[DEVELOPER])
 async def create_collection(body: CreateCollection, services: ServicesDep, response: Response) -> dict[str, Any]:
     info, created = await services.vectors.create_collection(body.name, body.model)
     if not created:
@@ -65,19 +68,19 @@ async def get_collection(name: str, services: ServicesDep) -> dict[str, Any]:
     return _info(await services.vectors.info(name))
 
 
-@router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT, dependencies=[DEVELOPER])
 async def delete_collection(name: str, services: ServicesDep) -> None:
     await services.vectors.delete_collection(name)
 
 
-@router.post("/{name}/points")
+@router.post("/{name}/points", dependencies=[DEVELOPER])
 async def upsert_points(name: str, body: UpsertRequest, services: ServicesDep) -> dict[str, Any]:
     documents = [Document(d.id, d.text, d.metadata) for d in body.documents]
     result = await services.vectors.upsert(name, documents)
     return {"upserted": result.documents, "chunks": result.chunks}
 
 
-@router.delete("/{name}/points")
+@router.delete("/{name}/points", dependencies=[DEVELOPER])
 async def delete_points(name: str, body: DeleteRequest, services: ServicesDep) -> dict[str, Any]:
     await services.vectors.delete(name, ids=body.ids, filter=body.filter)
     return {"deleted": True}

@@ -32,6 +32,40 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     data_dir: Path = Field(default=Path("./data"), description="Where embedded stores keep their files.")
 
+    # --- access -------------------------------------------------------------------------------
+    clerk_jwt_key: SecretStr | None = Field(
+        default=None, description="Clerk instance PEM public key: verify session tokens without a network call."
+    )
+    clerk_secret_key: SecretStr | None = Field(
+        default=None, description="Clerk secret key: verify via JWKS, and machine tokens / API keys via Clerk's API."
+    )
+    clerk_api_url: str = Field(default="https://api.clerk.com", description="Clerk Backend API (machine tokens, JWKS).")
+    clerk_issuer: str | None = Field(
+        default=None, description="Clerk Frontend API URL, advertised to MCP clients as the authorization server."
+    )
+    clerk_authorized_parties: list[str] = Field(
+        default_factory=list, description="Accepted `azp` origins (JSON list); empty = any."
+    )
+    clerk_clock_skew_ms: int = Field(default=5000, ge=0, description="Allowed clock difference for exp/nbf/iat.")
+    clerk_role_claim: str = Field(
+        default="metadata.role", description="Claim (dotted path) holding a user's role when no organisation role."
+    )
+    clerk_role_map: dict[str, str] = Field(
+        default_factory=lambda: {"org:admin": "admin", "org:developer": "developer", "org:member": "user"},
+        description="Organisation roles (or role-claim values) to Citadel roles: admin, developer, user.",
+    )
+    cors_origins: list[str] = Field(default_factory=list, description="Origins allowed by CORS (JSON list).")
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, description="Largest request body accepted.")
+    rate_limit_chat: str = Field(default="60/minute", description="Runs and chat completions per user (or IP).")
+    rate_limit_embeddings: str = Field(default="600/minute", description="Embedding, search and upsert calls.")
+    rate_limit_mcp: str = Field(default="600/minute", description="MCP requests.")
+    rate_limit_default: str = Field(default="1200/minute", description="Every other request.")
+    audit_retention_days: int = Field(default=90, ge=1, description="`citadel audit-prune` deletes older records.")
+
+    @property
+    def auth_enabled(self) -> bool:
+        return self.clerk_jwt_key is not None or self.clerk_secret_key is not None
+
     # --- production services (all optional) --------------------------------------------------
     qdrant_url: str | None = Field(default=None, description="Qdrant server; unset = local mode in data_dir.")
     qdrant_api_key: SecretStr | None = None
@@ -101,7 +135,94 @@ class Settings(BaseSettings):
         default=1024, ge=64, description="Conversation history (in tokens, estimated) sent with each turn."
     )
 
-    @field_validator("data_dir")
+    # --- AG-UI face (ui_bridge) ---------------------------------------------------------------
+    agui_ping_seconds: float = Field(
+        default=15.0, gt=0, description="Seconds between SSE keep-alive pings on an /agui/{graph} stream."
+    )
+    agui_text_batch_ms: float = Field(
+        default=0.0,
+        ge=0,
+        le=1000,
+        description="Text deltas arriving within this many ms of the last one sent are sent together "
+        "(0 = one TEXT_MESSAGE_CONTENT per token); a message's first delta is always sent at once.",
+    )
+
+    # --- MCP (mcp_server/) --------------------------------------------------------------------
+    mcp_stateless: bool = Field(
+        default=False,
+        description="Serve handshake-era MCP clients on /mcp without sessions (for replicas behind a load "
+        "balancer); clients of the 2026-07-28 revision are served statelessly either way.",
+    )
+    mcp_allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description='Host headers /mcp accepts besides loopback ones (JSON list, e.g. ["citadel.example.com", '
+        '"10.0.0.5:*"]); setting any turns the DNS-rebinding check on whatever the bind address.',
+    )
+    mcp_allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="Origin headers /mcp accepts besides loopback ones (JSON list, e.g. "
+        '["https://app.example.com"]); requests without Origin are always accepted.',
+    )
+    mcp_max_output_chars: int = Field(
+        default=20_000,
+        ge=1000,
+        description="Most characters of text one MCP result carries; longer texts are cut, with a note saying so.",
+    )
+    mcp_request_state_key: SecretStr | None = Field(
+        default=None,
+        min_length=32,
+        description="Secret (32+ characters) sealing what an MCP call hands its client between rounds (approval "
+        "asked by elicitation); give every replica the same. Unset = a new key per process.",
+    )
+
+    # --- voice (LiveKit; needs the voice extra) -----------------------------------------------
+    livekit_url: str | None = Field(
+        default=None, description="LiveKit server WebSocket URL (wss://...); unset = LiveKit's own LIVEKIT_URL."
+    )
+    livekit_api_key: str | None = Field(
+        default=None, description="LiveKit API key (signs tokens, registers the worker)."
+    )
+    livekit_api_secret: SecretStr | None = Field(default=None, description="LiveKit API secret.")
+    voice_graph: str = Field(default="assistant", description="The graph the voice agent talks to.")
+    voice_agent_name: str = Field(
+        default="citadel",
+        description="Agent name for explicit dispatch (tokens from /voice/token dispatch it); empty = every new room.",
+    )
+    voice_room_prefix: str = Field(default="citadel-", description="Voice rooms are named this + the thread id.")
+    voice_token_ttl: int = Field(default=3600, ge=60, description="Lifetime of a /voice/token token, seconds.")
+    voice_stt: str = Field(
+        default="citadel",
+        description="Speech-to-text: `citadel` (embedded Whisper-base), a plugin name (`deepgram`, `openai`, "
+        "`assemblyai`, `groq`) or a LiveKit Inference model (`deepgram/nova-3`).",
+    )
+    voice_stt_model: str | None = Field(default=None, description="Model for the STT plugin (its default if unset).")
+    voice_tts: str = Field(
+        default="citadel",
+        description="Text-to-speech: `citadel` (embedded espeak-ng), a plugin name (`cartesia`, `elevenlabs`, "
+        "`openai`, `deepgram`) or a LiveKit Inference model (`cartesia/sonic-2`).",
+    )
+    voice_tts_model: str | None = Field(default=None, description="Model for the TTS plugin (its default if unset).")
+    voice_tts_voice: str | None = Field(
+        default=None, description="Voice for the TTS (espeak-ng: a voice such as `en-us`; plugins: their voice id)."
+    )
+    voice_language: str = Field(default="en", description="Language spoken (ISO 639-1), for STT and TTS.")
+    voice_turn_detection: Literal["vad", "stt"] = Field(
+        default="vad", description="End of a user's turn from voice activity (Silero VAD) or from the STT."
+    )
+    voice_min_endpointing_delay: float = Field(
+        default=0.5, ge=0, description="Silence, seconds, before a user's turn counts as finished."
+    )
+    voice_tool_notice_seconds: float = Field(
+        default=1.0, ge=0, description="Say what the agent is doing (`Searching…`) when a tool runs longer than this."
+    )
+    voice_model_dir: Path = Field(
+        default=Path("~/.cache/citadel/voice"), description="Where the embedded Whisper model is assembled."
+    )
+    voice_metrics_port: int | None = Field(
+        default=None, ge=0, le=65535, description="Port for the voice worker's Prometheus /metrics; unset = none."
+    )
+
+    @field_validator("data_dir", "voice_model_dir")
     @classmethod
     def _expand(cls, value: Path) -> Path:
         return value.expanduser()

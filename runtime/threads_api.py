@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Query, Response, status
 from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -227,6 +227,10 @@ async def history(
 
 @router.get("/threads/{thread_id}/history")
 async def history_get(
-    thread_id: str, services: ServicesDep, registry: RegistryDep, identity: IdentityDep, limit: int = 10
+    thread_id: str,
+    services: ServicesDep,
+    registry: RegistryDep,
+    identity: IdentityDep,
+    limit: int = Query(default=10, ge=1, le=1000),
 ) -> list[Any]:
     return await history(thread_id, HistoryRequest(limit=limit), services, registry, identity)

@@ -2,7 +2,7 @@
 
 A model embeds a batch of 32 texts in little more time than one text, so under load the batcher
 takes everything queued while the previous batch ran (up to `max_batch` texts) and runs it as one
-call. When idle, a request waits at most `max_wait` seconds for company before it runs alone.
+call at once. When idle, a request waits at most `max_wait` seconds for company before it runs alone.
 """
 
 from __future__ import annotations
@@ -62,13 +62,17 @@ class MicroBatcher:
         loop = asyncio.get_running_loop()
         while True:
             first, self._carry = self._carry, None
+            # Under load, the next batch queued up while the last one ran: it goes at once, so the
+            # model never idles while responses are written. Only a request that found the batcher
+            # idle waits (at most max_wait) for company.
+            idle = first is None and self._queue.empty()
             batch = [first or await self._queue.get()]
             size = len(batch[0].texts)
             deadline = loop.time() + self._max_wait
             while size < self._max_batch:
                 if self._queue.empty():
                     remaining = deadline - loop.time()
-                    if remaining <= 0:
+                    if not idle or remaining <= 0:
                         break
                     try:
                         job = await asyncio.wait_for(self._queue.get(), remaining)

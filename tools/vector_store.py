@@ -250,27 +250,59 @@ class VectorStore:
         else:
             assert query is not None
             vector = (await self._embeddings.embed([query], info.model)).vectors[0].tolist()
-        response = await self.client.query_points_groups(
-            name,
-            group_by="doc_id",
-            query=vector,
-            using=info.model,
-            limit=k,
-            group_size=1,
-            query_filter=metadata_filter(filter),
-            score_threshold=score_threshold,
-            with_payload=True,
-        )
+        points = await self._best_chunks(name, info.model, vector, k, metadata_filter(filter), score_threshold)
         hits = []
-        for group in response.groups:
-            point = group.hits[0]
+        for point in points:
             payload = point.payload or {}
             hits.append(
                 SearchHit(
-                    id=str(group.id),
+                    id=str(payload.get("doc_id", point.id)),
                     score=point.score,
                     text=payload.get("text", ""),
                     metadata=payload.get("metadata", {}),
                 )
             )
         return hits
+
+    async def _best_chunks(
+        self,
+        name: str,
+        using: str,
+        vector: list[float],
+        k: int,
+        query_filter: models.Filter | None,
+        score_threshold: float | None,
+    ) -> list[models.ScoredPoint]:
+        """The best chunk of each of the `k` best documents, best first."""
+        if self._settings.qdrant_url:
+            response = await self.client.query_points_groups(
+                name,
+                group_by="doc_id",
+                query=vector,
+                using=using,
+                limit=k,
+                group_size=1,
+                query_filter=query_filter,
+                score_threshold=score_threshold,
+                with_payload=True,
+            )
+            return [group.hits[0] for group in response.groups]  # type: ignore[misc]
+        # Local mode groups by building every point of the collection, payload copied, on every
+        # query (0.7 s a query at 9k chunks). Take the best chunks instead, more until k documents.
+        limit = 4 * k
+        while True:
+            found = await self.client.query_points(
+                name,
+                query=vector,
+                using=using,
+                limit=limit,
+                query_filter=query_filter,
+                score_threshold=score_threshold,
+                with_payload=True,
+            )
+            best: dict[str, models.ScoredPoint] = {}
+            for point in found.points:
+                best.setdefault(str((point.payload or {}).get("doc_id")), point)
+            if len(best) >= k or len(found.points) < limit:
+                return list(best.values())[:k]
+            limit *= 4

@@ -1,0 +1,296 @@
+"""Embedding throughput: the model alone, then `/v1/embeddings` of a real `citadel serve` under load.
+
+(a) baseline: `MiniLM.encode` in this process on batches of short texts;
+(b) `/v1/embeddings` with 32 concurrent clients, one distinct short text per request (the server's
+    micro-batcher has to gather them into model batches); ratio (b)/(a), target >= 0.9;
+(c) the same with texts the server has already embedded (cache hits: the HTTP path alone);
+(d) latency percentiles at half of (b)'s rate, open loop (requests sent on a fixed schedule).
+
+(a) and (b) alternate over a few rounds and the medians are compared, so a noisy neighbour hurts
+both alike. The load generator (httpx, one client and connection per simulated user) runs in this
+process and the server in a child process: they share the machine's cores, so the CPU time each
+used per text is printed too; it is steadier than throughput on a busy machine.
+
+    python -m benchmarks.embeddings [--rounds 3] [--seconds 4] [--concurrency 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import os
+import random
+import re
+import statistics
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+
+import httpx
+import numpy as np
+
+from benchmarks._server import Server, citadel_serve, cpu_seconds
+from tools.minilm import MiniLM
+
+MODEL = "all-minilm"
+_VOCABULARY = """
+system network model vector search query index server client request latency cache memory thread
+process graph agent tool router backend batch token embedding document collection cluster replica
+failover circuit breaker timeout retry budget signal metric trace log event stream channel voice
+room message answer question river mountain forest garden kitchen window morning evening winter
+summer quick slow bright quiet heavy light warm cold early late simple careful gentle rapid steady
+"""
+_WORDS = tuple(_VOCABULARY.split())
+
+
+class Texts:
+    """Distinct short sentences (8-12 words, about 12-16 tokens), never repeated within a run."""
+
+    def __init__(self, seed: int = 7) -> None:
+        self._random = random.Random(seed)
+        self._serial = itertools.count()
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        words = self._random.choices(_WORDS, k=self._random.randint(8, 12))
+        return f"{' '.join(words)} {next(self._serial)}"
+
+    def take(self, n: int) -> list[str]:
+        return [next(self) for _ in range(n)]
+
+
+# --- (a) the model alone ------------------------------------------------------------------------
+@dataclass
+class Raw:
+    texts_per_second: float
+    cpu_ms_per_text: float
+
+
+def model_throughput(model: MiniLM, texts: Texts, batch: int, seconds: float) -> Raw:
+    """`MiniLM.encode` (tokenising included) on batches of `batch` short texts."""
+    model.encode(texts.take(batch))  # warm-up
+    done = 0
+    cpu = time.process_time()
+    started = time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        model.encode(texts.take(batch))
+        done += batch
+    elapsed = time.perf_counter() - started
+    return Raw(done / elapsed, (time.process_time() - cpu) / done * 1000)
+
+
+# --- (b), (c): closed-loop load -----------------------------------------------------------------
+@dataclass
+class Load:
+    texts_per_second: float
+    latencies: list[float]
+    server_cpu_ms: float
+    """Server CPU time per text (all its threads: HTTP and model)."""
+    client_cpu_ms: float
+    mean_batch: float | None
+
+
+@asynccontextmanager
+async def clients(server: Server, count: int) -> AsyncIterator[list[httpx.AsyncClient]]:
+    """One client with one keep-alive connection per simulated user (a shared httpx pool of 32
+    connections costs the load generator about twice the CPU per request)."""
+    async with AsyncExitStack() as stack:
+        yield [
+            await stack.enter_async_context(httpx.AsyncClient(base_url=server.url, timeout=30)) for _ in range(count)
+        ]
+
+
+async def _post(client: httpx.AsyncClient, text: str | list[str]) -> float:
+    started = time.perf_counter()
+    response = await client.post("/v1/embeddings", json={"input": text, "model": MODEL})
+    response.raise_for_status()
+    return time.perf_counter() - started
+
+
+async def _batch_stats(client: httpx.AsyncClient) -> tuple[float, float]:
+    """(sum, count) of the server's model-batch-size histogram."""
+    text = (await client.get("/metrics")).text
+    pattern = r'^citadel_embedding_batch_size_(sum|count)\{provider="embedded:all-minilm"\} (\S+)$'
+    found = dict(re.findall(pattern, text, re.M))
+    return float(found.get("sum", 0)), float(found.get("count", 0))
+
+
+async def closed_loop(
+    server: Server, next_text: Iterator[str], concurrency: int, seconds: float, per_request: int = 1
+) -> Load:
+    """`concurrency` clients, each sending its next request (one text, or a list of `per_request`)
+    as soon as the last one is answered."""
+
+    def body() -> str | list[str]:
+        return next(next_text) if per_request == 1 else [next(next_text) for _ in range(per_request)]
+
+    async with clients(server, concurrency) as users:
+        await asyncio.gather(*(_post(user, body()) for user in users))  # warm-up: connect
+        batch_before = await _batch_stats(users[0])
+        latencies: list[float] = []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+
+        async def worker(user: httpx.AsyncClient) -> None:
+            while loop.time() < deadline:
+                latencies.append(await _post(user, body()))
+
+        server_cpu, client_cpu = cpu_seconds(server.pid), time.process_time()
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(user) for user in users))
+        elapsed = time.perf_counter() - started
+        server_cpu, client_cpu = cpu_seconds(server.pid) - server_cpu, time.process_time() - client_cpu
+        batch_after = await _batch_stats(users[0])
+    calls = batch_after[1] - batch_before[1]
+    done = len(latencies) * per_request
+    return Load(
+        texts_per_second=done / elapsed,
+        latencies=latencies,
+        server_cpu_ms=server_cpu / done * 1000,
+        client_cpu_ms=client_cpu / done * 1000,
+        mean_batch=(batch_after[0] - batch_before[0]) / calls if calls else None,
+    )
+
+
+# --- (d): open-loop latency ---------------------------------------------------------------------
+async def open_loop(server: Server, texts: Texts, rate: float, seconds: float) -> tuple[list[float], float]:
+    """Requests sent at `rate`/s on a fixed schedule, whatever the answers do; latency is counted
+    from each request's scheduled time, so a server falling behind cannot hide it. Returns
+    (latencies, achieved rate)."""
+    async with clients(server, 64) as users:
+        await asyncio.gather(*(_post(user, next(texts)) for user in users))  # warm-up: connect
+        loop = asyncio.get_running_loop()
+        latencies: list[float] = []
+
+        async def one(user: httpx.AsyncClient, scheduled: float, text: str) -> None:
+            response = await user.post("/v1/embeddings", json={"input": text, "model": MODEL})
+            response.raise_for_status()
+            latencies.append(loop.time() - scheduled)
+
+        count = max(int(rate * seconds), 1)
+        start = loop.time() + 0.05
+        tasks = []
+        for i in range(count):
+            scheduled = start + i / rate
+            await asyncio.sleep(max(0.0, scheduled - loop.time()))  # the schedule, not a wait for state
+            tasks.append(asyncio.create_task(one(users[i % len(users)], scheduled, next(texts))))
+        await asyncio.gather(*tasks)
+        achieved = count / (loop.time() - start)
+    return latencies, achieved
+
+
+# --- the run ------------------------------------------------------------------------------------
+@dataclass
+class Figures:
+    raw: dict[int, list[Raw]]
+    loads: list[Load]
+    lists: Load
+    hits: Load
+    latencies: list[float]
+    rate: float
+    achieved: float
+
+
+def run(server: Server, args: argparse.Namespace) -> Figures:
+    model = MiniLM()
+    texts = Texts(seed=3)
+    raw: dict[int, list[Raw]] = {32: [], 64: []}
+    loads = []
+    for _ in range(args.rounds):  # alternate, so noise from the neighbours falls on both
+        for batch, results in raw.items():
+            results.append(model_throughput(model, texts, batch, args.seconds / 2))
+        loads.append(asyncio.run(closed_loop(server, texts, args.concurrency, args.seconds)))
+    del model
+
+    async def rest() -> tuple[Load, Load, list[float], float, float]:
+        lists = await closed_loop(server, texts, args.concurrency, args.seconds, per_request=16)
+        repeated = texts.take(64)
+        async with clients(server, 1) as (user,):
+            for text in repeated:
+                await _post(user, text)  # now cached
+        hits = await closed_loop(server, itertools.cycle(repeated), args.concurrency, args.seconds)
+        rate = statistics.median(load.texts_per_second for load in loads) / 2
+        latencies, achieved = await open_loop(server, texts, rate, args.seconds)
+        return lists, hits, latencies, rate, achieved
+
+    lists, hits, latencies, rate, achieved = asyncio.run(rest())
+    return Figures(raw, loads, lists, hits, latencies, rate, achieved)
+
+
+def _ms(values: list[float], q: float) -> str:
+    return f"{np.percentile(values, q) * 1000:.1f} ms"
+
+
+def _median(values: list[float]) -> str:
+    return f"{statistics.median(values):6.0f} [{min(values):.0f}-{max(values):.0f}]"
+
+
+def report(figures: Figures, args: argparse.Namespace) -> None:
+    best = max(figures.raw, key=lambda b: statistics.median(r.texts_per_second for r in figures.raw[b]))
+    baseline = statistics.median(r.texts_per_second for r in figures.raw[best])
+    baseline_cpu = statistics.median(r.cpu_ms_per_text for r in figures.raw[best])
+    loads = figures.loads
+    served = statistics.median(load.texts_per_second for load in loads)
+    server_cpu = statistics.median(load.server_cpu_ms for load in loads)
+    client_cpu = statistics.median(load.client_cpu_ms for load in loads)
+    batches = [load.mean_batch for load in loads if load.mean_batch]
+    latencies = [x for load in loads for x in load.latencies]
+    hits = figures.hits
+    print(
+        f"Embeddings throughput: {MODEL} (embedded int8 ONNX), short texts of 8-12 words, "
+        f"{os.cpu_count()} cores; medians [range] of {args.rounds} alternating rounds"
+    )
+    rows = [
+        *[
+            (f"(a) MiniLM.encode in-process, batch {b}", f"{_median([r.texts_per_second for r in rs])} texts/s")
+            for b, rs in figures.raw.items()
+        ],
+        (
+            f"(b) /v1/embeddings, {args.concurrency} clients, 1 text/request",
+            f"{_median([load.texts_per_second for load in loads])} texts/s",
+        ),
+        (f"    ratio (b)/(a) [baseline: batch {best}]", f"{served / baseline:6.2f}   (target >= 0.9)"),
+        ("    CPU ms per text: model alone (a)", f"{baseline_cpu:6.2f}"),
+        ("    CPU ms per text: server / load generator (b)", f"{server_cpu:6.2f} / {client_cpu:.2f}"),
+        ("    mean model batch in the server", f"{statistics.median(batches):6.1f}" if batches else "   n/a"),
+        ("    latency p50 / p95 at full load", f"{_ms(latencies, 50)} / {_ms(latencies, 95)}"),
+        (
+            f"(b') /v1/embeddings, {args.concurrency} clients, 16 texts/request",
+            f"{figures.lists.texts_per_second:6.0f} texts/s, ratio {figures.lists.texts_per_second / baseline:.2f}",
+        ),
+        (f"(c) /v1/embeddings, cache hits, {args.concurrency} clients", f"{hits.texts_per_second:6.0f} texts/s"),
+        ("    CPU ms per text: server / load generator (c)", f"{hits.server_cpu_ms:6.2f} / {hits.client_cpu_ms:.2f}"),
+        (
+            f"(d) open loop at {figures.rate:.0f} req/s (50% of b)",
+            f"p50 {_ms(figures.latencies, 50)}, p95 {_ms(figures.latencies, 95)} ({figures.achieved:.0f} req/s sent)",
+        ),
+    ]
+    for name, value in rows:
+        print(f"  {name:<50} {value}")
+    print(
+        "note: server and load generator share the cores; each request costs both about as much CPU as "
+        "embedding a short text, so on 2 cores (b) stays well below (a); (b') shows the same path with that "
+        "cost spread over 16 texts; (c) is the HTTP path without the model."
+    )
+    print("command: python -m benchmarks.embeddings " + " ".join(sys.argv[1:]))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.embeddings", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=3, help="Alternating rounds of (a) and (b).")
+    parser.add_argument("--seconds", type=float, default=4.0, help="Seconds per measured phase.")
+    parser.add_argument("--concurrency", type=int, default=32, help="Concurrent clients in (b) and (c).")
+    args = parser.parse_args(argv)
+    with citadel_serve() as server:
+        figures = run(server, args)
+    report(figures, args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

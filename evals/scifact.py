@@ -1,0 +1,356 @@
+"""Retrieval correctness on SciFact: nDCG@10 of Citadel's own ingestion and search.
+
+The corpus goes through the path users take (`tools.ingest.read_documents` → `tools.ingest.ingest`
+→ `VectorStore.upsert`: chunking, titles, the embedded all-minilm model, Qdrant local mode), then
+each training claim is searched with `VectorStore.search(k=10)` and scored with nDCG@10 as BEIR
+computes it (pytrec_eval: gain = qrel score, log2 discount, ideal DCG from the qrels, averaged over
+the queries that have qrels).
+
+Embedding the corpus takes minutes, so a complete ingest is kept under
+`~/.cache/citadel/evals/scifact-<fingerprint>`; the fingerprint covers the corpus file, the model
+(name and files), the chunking parameters and `PIPELINE_VERSION`. It is reused only when its
+completion marker is there and the collection still holds the number of points recorded in it.
+
+    python -m evals.scifact [--min-ndcg 0.62] [--data-dir DIR] [--limit-queries N] [--no-cache]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import csv
+import hashlib
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from runtime.services import Services, open_services
+from runtime.settings import Settings
+from tools.embedding_models import EMBEDDING_MODELS
+from tools.ingest import ingest, read_documents
+from tools.minilm import model_files
+from tools.vector_store import VectorStore
+
+PIPELINE_VERSION = 1
+"""Bump when ingestion changes in a way the fingerprint cannot see (chunking code, title handling)."""
+MODEL = "all-minilm"
+COLLECTION = "scifact"
+K = 10
+MARKER = "complete.json"
+DATA_DIR_ENV = "CITADEL_SCIFACT_DIR"
+CACHE_DIR_ENV = "CITADEL_EVAL_CACHE_DIR"
+
+
+def default_data_dir() -> Path:
+    """`shared/data/scifact` beside the repository checkout (as on the dev machine and in CI)."""
+    return Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact"
+
+
+def default_cache_dir() -> Path:
+    return Path.home() / ".cache" / "citadel" / "evals"
+
+
+# --- data ---------------------------------------------------------------------------------------
+def load_queries(path: Path) -> dict[str, str]:
+    queries: dict[str, str] = {}
+    with path.open(encoding="utf-8") as lines:
+        for line in lines:
+            if line.strip():
+                record = json.loads(line)
+                queries[str(record["_id"])] = record["text"]
+    return queries
+
+
+def load_qrels(path: Path) -> dict[str, dict[str, int]]:
+    qrels: dict[str, dict[str, int]] = {}
+    with path.open(encoding="utf-8", newline="") as rows:
+        for row in csv.DictReader(rows, delimiter="\t"):
+            qrels.setdefault(row["query-id"], {})[row["corpus-id"]] = int(row["score"])
+    return qrels
+
+
+# --- scoring ------------------------------------------------------------------------------------
+def ndcg_at_k(ranked: list[str], relevant: dict[str, int], k: int = K) -> float:
+    """nDCG@k as pytrec_eval's `ndcg_cut`: linear gains (the qrel score), 1/log2(rank + 1)."""
+    dcg = sum(relevant.get(doc, 0) / math.log2(rank + 2) for rank, doc in enumerate(ranked[:k]))
+    ideal = sorted((score for score in relevant.values() if score > 0), reverse=True)[:k]
+    idcg = sum(score / math.log2(rank + 2) for rank, score in enumerate(ideal))
+    return dcg / idcg if idcg > 0 else 0.0
+
+
+def recall_at_k(ranked: list[str], relevant: dict[str, int], k: int = K) -> float:
+    wanted = {doc for doc, score in relevant.items() if score > 0}
+    return len(wanted.intersection(ranked[:k])) / len(wanted) if wanted else 0.0
+
+
+# --- the cached collection ----------------------------------------------------------------------
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as data:
+        for block in iter(lambda: data.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fingerprint(corpus: Path) -> str:
+    """What a stored collection depends on: corpus, model, chunking parameters, pipeline version."""
+    spec = EMBEDDING_MODELS[MODEL]
+    parts = {
+        "corpus": _file_digest(corpus),
+        "model": spec.name,
+        "model_files": [_file_digest(path) for path in model_files()],
+        "chunk_tokens": spec.chunk_tokens,
+        "max_tokens": spec.max_tokens,
+        "pipeline": PIPELINE_VERSION,
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def eval_settings(data_dir: Path) -> Settings:
+    """Embedded model and Qdrant local mode, whatever the environment configures for production."""
+    return Settings(
+        data_dir=data_dir,
+        qdrant_url=None,
+        redis_url=None,
+        database_url=None,
+        embedding_model=MODEL,
+        embedding_servers={},
+        local_llm=False,
+    )
+
+
+@dataclass
+class IngestReport:
+    cached: bool
+    seconds: float
+    documents: int
+    chunks: int
+    first_ingest_seconds: float
+    location: str
+
+
+class _Progress:
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.docs = self.chunks = 0
+        self.started = time.perf_counter()
+        self._next = max(total // 10, 1)
+
+    def __call__(self, docs: int, chunks: int) -> None:
+        self.docs += docs
+        self.chunks += chunks
+        if self.docs >= self._next or self.docs == self.total:
+            elapsed = time.perf_counter() - self.started
+            print(
+                f"  ingest {self.docs}/{self.total} documents, {self.chunks} chunks, "
+                f"{elapsed:.0f} s ({self.docs / elapsed:.1f} docs/s)",
+                file=sys.stderr,
+                flush=True,
+            )
+            self._next += max(self.total // 10, 1)
+
+
+async def _count_points(store: VectorStore) -> int | None:
+    collections = await store.client.get_collections()
+    if COLLECTION not in {c.name for c in collections.collections}:
+        return None
+    return (await store.info(COLLECTION)).chunks
+
+
+@dataclass
+class Store:
+    """Where the collection lives and what a complete ingest there recorded (None: nothing usable)."""
+
+    root: Path
+    marker: Path | None
+    """Written after a complete ingest; None when the store is temporary."""
+    recorded: dict[str, Any] | None
+
+
+def prepare_store(corpus: Path, cache_dir: Path | None, stack: contextlib.ExitStack) -> Store:
+    """The cache folder for this corpus and pipeline (a temporary one without a cache)."""
+    if cache_dir is not None:
+        try:
+            cache_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            print(f"cache unavailable ({error}); ingesting into a temporary directory", file=sys.stderr)
+            cache_dir = None
+    if cache_dir is None:
+        return Store(Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="citadel-scifact-"))), None, None)
+    root = cache_dir / f"scifact-{fingerprint(corpus)}"
+    marker = root / MARKER
+    if marker.is_file():
+        with contextlib.suppress(ValueError):
+            recorded = json.loads(marker.read_text())
+            if isinstance(recorded, dict) and {"documents", "chunks", "seconds"} <= recorded.keys():
+                return Store(root, marker, recorded)
+    if root.exists():
+        shutil.rmtree(root)  # an interrupted ingest: start clean
+    return Store(root, marker, None)
+
+
+async def fill(services: Services, store: Store, corpus: Path, total: int, opened_at: float) -> IngestReport:
+    """Reuse the stored collection if it is complete, or ingest the corpus through Citadel.
+
+    A reused collection's time counts from `opened_at` (before the services, and with them the
+    stored points, were loaded); an ingest's time is the ingest alone."""
+    started = opened_at
+    points = await _count_points(services.vectors)
+    location = str(store.root) if store.marker else "temporary directory (no cache)"
+    if store.recorded is not None:
+        if points is not None and points == store.recorded["chunks"]:
+            return IngestReport(
+                cached=True,
+                seconds=time.perf_counter() - started,
+                documents=store.recorded["documents"],
+                chunks=points,
+                first_ingest_seconds=store.recorded["seconds"],
+                location=location,
+            )
+        print(
+            f"cached collection is incomplete ({points} points, expected {store.recorded['chunks']}); redoing it",
+            file=sys.stderr,
+        )
+    if points is not None:
+        await services.vectors.delete_collection(COLLECTION)
+    await services.vectors.create_collection(COLLECTION, MODEL)
+    started = time.perf_counter()
+    docs, chunks = await ingest(
+        services.vectors, COLLECTION, read_documents([corpus]), batch_size=64, on_progress=_Progress(total)
+    )
+    seconds = time.perf_counter() - started
+    points = await _count_points(services.vectors)
+    if points != chunks:
+        raise RuntimeError(f"ingest reported {chunks} chunks but the collection holds {points}")
+    if store.marker is not None:
+        record = json.dumps({"documents": docs, "chunks": chunks, "seconds": round(seconds, 1)})
+        await asyncio.to_thread(store.marker.write_text, record)
+    return IngestReport(
+        cached=False, seconds=seconds, documents=docs, chunks=chunks, first_ingest_seconds=seconds, location=location
+    )
+
+
+# --- the run ------------------------------------------------------------------------------------
+@dataclass
+class Result:
+    ndcg: float
+    recall: float
+    queries: int
+    seconds: float
+
+
+async def search_all(store: VectorStore, queries: dict[str, str], qrels: dict[str, dict[str, int]]) -> Result:
+    """Search every query that has qrels; a few at a time, so their embeddings share model calls."""
+    limit = asyncio.Semaphore(8)
+    ranked: dict[str, list[str]] = {}
+
+    async def one(query_id: str) -> None:
+        async with limit:
+            hits = await store.search(COLLECTION, query=queries[query_id], k=K)
+        ranked[query_id] = [hit.id for hit in hits]
+
+    judged = [q for q in queries if q in qrels]
+    started = time.perf_counter()
+    await asyncio.gather(*(one(q) for q in judged))
+    seconds = time.perf_counter() - started
+    ndcg = sum(ndcg_at_k(ranked[q], qrels[q]) for q in judged) / len(judged)
+    recall = sum(recall_at_k(ranked[q], qrels[q]) for q in judged) / len(judged)
+    return Result(ndcg=ndcg, recall=recall, queries=len(judged), seconds=seconds)
+
+
+async def evaluate(
+    store: Store, corpus: Path, total: int, queries: dict[str, str], qrels: dict[str, dict[str, int]]
+) -> tuple[IngestReport, Result]:
+    opened_at = time.perf_counter()
+    async with open_services(eval_settings(store.root), llm=False) as services:
+        ingested = await fill(services, store, corpus, total, opened_at)
+        return ingested, await search_all(services.vectors, queries, qrels)
+
+
+def run(args: argparse.Namespace) -> int:
+    data_dir: Path = args.data_dir
+    corpus = data_dir / "corpus.jsonl"
+    for needed in (corpus, data_dir / "queries_train.jsonl", data_dir / "qrels_train.tsv"):
+        if not needed.is_file():
+            print(f"error: {needed} not found (set --data-dir or {DATA_DIR_ENV})", file=sys.stderr)
+            return 2
+    queries = load_queries(data_dir / "queries_train.jsonl")
+    qrels = load_qrels(data_dir / "qrels_train.tsv")
+    if args.limit_queries:
+        queries = dict([(q, t) for q, t in queries.items() if q in qrels][: args.limit_queries])
+    with corpus.open(encoding="utf-8") as lines:
+        total = sum(1 for line in lines if line.strip())
+
+    with contextlib.ExitStack() as stack:
+        store = prepare_store(corpus, None if args.no_cache else args.cache_dir, stack)
+        ingested, result = asyncio.run(evaluate(store, corpus, total, queries, qrels))
+
+    _print(args, ingested, result)
+    if result.ndcg < args.min_ndcg:
+        print(f"FAIL: nDCG@10 {result.ndcg:.4f} is below --min-ndcg {args.min_ndcg}")
+        return 1
+    return 0
+
+
+def _print(args: argparse.Namespace, ingested: IngestReport, result: Result) -> None:
+    if ingested.cached:
+        ingest_line = (
+            f"cached: {ingested.seconds:.1f} s to load the model and the stored collection "
+            f"(the first ingest took {ingested.first_ingest_seconds:.1f} s, "
+            f"{ingested.documents / ingested.first_ingest_seconds:.1f} docs/s)"
+        )
+    else:
+        ingest_line = f"{ingested.seconds:.1f} s ({ingested.documents / ingested.seconds:.1f} docs/s), uncached"
+    rows = [
+        ("nDCG@10", f"{result.ndcg:.4f}  (min {args.min_ndcg})"),
+        ("Recall@10", f"{result.recall:.4f}"),
+        ("queries", f"{result.queries} (train split, with qrels)"),
+        ("documents", f"{ingested.documents} as {ingested.chunks} chunks"),
+        ("ingest", ingest_line),
+        (
+            "search",
+            f"{result.seconds:.1f} s ({result.queries / result.seconds:.1f} queries/s, "
+            f"{1000 * result.seconds / result.queries:.1f} ms each)",
+        ),
+        ("store", ingested.location),
+    ]
+    print(f"SciFact retrieval: {MODEL} (embedded), Citadel ingest + VectorStore.search(k={K})")
+    for name, value in rows:
+        print(f"  {name:<10} {value}")
+    print("command: python -m evals.scifact " + " ".join(sys.argv[1:]))
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m evals.scifact", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--min-ndcg", type=float, default=0.0, help="Exit 1 when nDCG@10 is below this.")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(os.environ.get(DATA_DIR_ENV) or default_data_dir()),
+        help=f"SciFact in BEIR format (default: shared/data/scifact beside the repo, or ${DATA_DIR_ENV}).",
+    )
+    parser.add_argument("--limit-queries", type=int, default=0, help="Score only the first N judged queries.")
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=Path(os.environ.get(CACHE_DIR_ENV) or default_cache_dir()),
+        help=f"Where complete ingests are kept (default ~/.cache/citadel/evals, or ${CACHE_DIR_ENV}).",
+    )
+    parser.add_argument("--no-cache", action="store_true", help="Ingest into a temporary directory.")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""Streamable HTTP at `/mcp`, inside Citadel's FastAPI app.
+
+    endpoint = MCPEndpoint(settings)                  # at app creation
+    app.router.routes.append(endpoint.route())
+    async with endpoint.serve(state):                 # in the app's lifespan, around its `yield`
+        ...
+
+One route answers every revision: 2026-07-28 clients send self-contained POSTs (no session, any
+replica can answer); handshake-era clients get a session (`Mcp-Session-Id`), or none with
+`CITADEL_MCP_STATELESS=true` for replicas behind a load balancer.
+
+DNS-rebinding protection: when the server binds to loopback, requests whose Host is not a
+loopback name, or whose Origin is not a loopback origin, are refused (421 / 403), so a web page
+cannot reach a local Citadel through a name it controls. `CITADEL_MCP_ALLOWED_HOSTS` /
+`_ORIGINS` extend the lists, and turn the check on for any bind address.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+from collections.abc import AsyncIterator, Sequence
+
+from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
+from mcp.server.transport_security import TransportSecuritySettings
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from graphs.registry import SPECS
+from graphs.spec import GraphSpec
+from mcp_server.auth import BearerAuth
+from mcp_server.server import create_server
+from mcp_server.state import ServerState
+from runtime.settings import Settings
+
+PATH = "/mcp"
+LOOPBACK_HOSTS = ["127.0.0.1", "127.0.0.1:*", "localhost", "localhost:*", "[::1]", "[::1]:*"]
+LOOPBACK_ORIGINS = [f"http{tls}://{host}" for tls in ("", "s") for host in LOOPBACK_HOSTS]
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def transport_security(settings: Settings) -> TransportSecuritySettings:
+    loopback = is_loopback(settings.host)
+    if not loopback and not settings.mcp_allowed_hosts and not settings.mcp_allowed_origins:
+        return TransportSecuritySettings(enable_dns_rebinding_protection=False)
+    hosts = [*LOOPBACK_HOSTS, *settings.mcp_allowed_hosts] if loopback else list(settings.mcp_allowed_hosts)
+    origins = [*LOOPBACK_ORIGINS, *settings.mcp_allowed_origins] if loopback else list(settings.mcp_allowed_origins)
+    if not hosts:  # only origins were configured: check those, accept any Host
+        return TransportSecuritySettings(enable_dns_rebinding_protection=False)
+    return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins)
+
+
+class MCPEndpoint:
+    """The MCP server as an ASGI app for `/mcp`, its session manager run by the app's lifespan."""
+
+    def __init__(self, settings: Settings, *, auth: BearerAuth | None = None, specs: Sequence[GraphSpec] = SPECS):
+        self._state: ServerState | None = None
+        self.server = create_server(settings, self._provide, specs)
+        # Builds the session manager with these options (the Starlette app it returns is not used:
+        # the route below serves the same session manager inside Citadel's app).
+        self.server.streamable_http_app(
+            streamable_http_path=PATH,
+            stateless_http=settings.mcp_stateless,
+            transport_security=transport_security(settings),
+        )
+        transport: ASGIApp = StreamableHTTPASGIApp(self.server.session_manager)
+        self._app = auth.protect(transport) if auth is not None else transport
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._app(scope, receive, send)
+
+    def route(self) -> Route:
+        return Route(PATH, endpoint=self, include_in_schema=False)
+
+    @contextlib.asynccontextmanager
+    async def serve(self, state: ServerState) -> AsyncIterator[None]:
+        """Run the MCP session manager over `state` (what the app's lifespan opened)."""
+        self._state = state
+        try:
+            async with self.server.session_manager.run():
+                yield
+        finally:
+            self._state = None
+
+    @contextlib.asynccontextmanager
+    async def _provide(self) -> AsyncIterator[ServerState]:
+        if self._state is None:
+            raise RuntimeError("MCPEndpoint.serve() provides the state; it was not entered")
+        yield self._state

@@ -1,0 +1,117 @@
+"""Rate limits per caller and route class, sliding (moving) window, with the `limits` library:
+shared by every replica through Redis when `CITADEL_REDIS_URL` is set, in-process otherwise.
+
+A caller is the authenticated user, or the client IP when anonymous. Over the limit: 429 with
+`Retry-After`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+
+import redis.asyncio as redis
+from limits import RateLimitItem, parse
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.strategies import MovingWindowRateLimiter
+from limits.errors import StorageError
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from runtime.settings import Settings
+
+log = logging.getLogger(__name__)
+
+EMBEDDING_PREFIXES = ("/v1/embeddings", "/v1/collections")
+CHAT_PREFIXES = ("/v1/chat/", "/agui/", "/voice/")
+
+
+def route_class(method: str, path: str) -> str | None:
+    """Which limit a request counts against; None for probes (health, metrics, CORS preflight)."""
+    if path.startswith(("/health", "/metrics")) or method == "OPTIONS":
+        return None
+    if path.startswith("/mcp"):
+        return "mcp"
+    if path.startswith(EMBEDDING_PREFIXES):
+        return "embeddings"
+    starts_a_run = method == "POST" and ("/runs" in path or path == "/api/v1/workflows")
+    if path.startswith(CHAT_PREFIXES) or starts_a_run:
+        return "chat"
+    return "default"
+
+
+class RateLimiter:
+    def __init__(self, settings: Settings) -> None:
+        self.storage: Storage
+        self._pool: redis.ConnectionPool | None = None
+        if settings.redis_url:
+            # Our own pool, so that we can close it: `limits` offers no close of its own.
+            self._pool = redis.ConnectionPool.from_url(
+                settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0
+            )
+            self.storage = RedisStorage(
+                f"async+{settings.redis_url}",
+                implementation="redispy",
+                wrap_exceptions=True,
+                connection_pool=self._pool,  # type: ignore[arg-type]  # handed on to redis-py
+            )
+            self.where = "redis"
+        else:
+            self.storage = MemoryStorage()
+            self.where = "memory"
+        self.strategy = MovingWindowRateLimiter(self.storage)
+        self.limits: dict[str, RateLimitItem] = {
+            "chat": parse(settings.rate_limit_chat),
+            "embeddings": parse(settings.rate_limit_embeddings),
+            "mcp": parse(settings.rate_limit_mcp),
+            "default": parse(settings.rate_limit_default),
+        }
+        self._warned = 0.0
+
+    async def aclose(self) -> None:
+        if self._pool is not None:
+            await self._pool.aclose()
+
+    async def check(self, kind: str, caller: str) -> float | None:
+        """None if the call may go ahead, else seconds until it may."""
+        limit = self.limits[kind]
+        try:
+            if await self.strategy.hit(limit, kind, caller):
+                return None
+            stats = await self.strategy.get_window_stats(limit, kind, caller)
+        except StorageError as error:  # limits fail open: a Redis outage must not stop the service
+            if time.monotonic() - self._warned > 30:
+                self._warned = time.monotonic()
+                log.warning("rate-limit storage unavailable, not limiting: %s", error)
+            return None
+        return max(1.0, stats.reset_time - time.time())
+
+
+class RateLimitMiddleware:
+    """Applies the app's RateLimiter (opened by the lifespan, found in the request state)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        limiter: RateLimiter | None = scope.get("state", {}).get("limiter")
+        if scope["type"] != "http" or limiter is None:
+            await self.app(scope, receive, send)
+            return
+        kind = route_class(scope["method"], scope["path"])
+        identity = scope.get("state", {}).get("identity")
+        if kind is not None:
+            if identity is not None and identity.kind != "local":
+                caller = f"user:{identity.user_id}"
+            else:
+                caller = f"ip:{(scope.get('client') or ('unknown', 0))[0]}"
+            wait = await limiter.check(kind, caller)
+            if wait is not None:
+                message = f"rate limit for {kind} requests exceeded ({limiter.limits[kind]}); retry later"
+                body = json.dumps({"error": {"message": message, "type": "rate_limited", "code": "rate_limited"}})
+                headers = [(b"content-type", b"application/json"), (b"retry-after", str(math.ceil(wait)).encode())]
+                await send({"type": "http.response.start", "status": 429, "headers": headers})
+                await send({"type": "http.response.body", "body": body.encode()})
+                return
+        await self.app(scope, receive, send)

@@ -1,0 +1,54 @@
+"""The HTTP API's own OpenAPI schema, fuzzed with schemathesis (its CLI, run as a user runs it)
+against the running app: whatever the input, never a 5xx.
+
+Operations that start an LLM generation (chat completions, runs, workflows, AG-UI runs) are left out: a fuzzed
+`max_tokens` makes each case take seconds on the embedded model. Their input validation has its own
+tests (tests/test_openai_api.py, tests/runtime/test_thread_run_api.py).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from tests.live_server import LiveServer
+
+SLOW = (
+    r"^/v1/chat/completions$|/runs(/wait|/stream)?$|^/api/v1/workflows$|/runs/\{run_id\}/(join|stream)$"
+    r"|^/agui/\{graph\}$"
+)
+
+
+def test_no_server_errors(make_settings: Any, tmp_path: Path) -> None:
+    unlimited = {f"rate_limit_{kind}": "1000000/minute" for kind in ("chat", "embeddings", "mcp", "default")}
+    with LiveServer.start(make_settings(llm_max_tokens=8, **unlimited)) as live:
+        result = subprocess.run(
+            [
+                str(Path(sys.executable).parent / "schemathesis"),
+                "run",
+                f"{live.url}/openapi.json",
+                "--checks",
+                "not_a_server_error",
+                "--max-examples",
+                "10",
+                "--exclude-path-regex",
+                SLOW,
+                "--request-timeout",
+                "60",
+                "--generation-deterministic",
+                "--phases",
+                "examples,coverage,fuzzing",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=900,
+            cwd=tmp_path,
+        )
+    report = result.stdout[-6000:] + result.stderr[-2000:]
+    assert result.returncode == 0, report
+    counts = re.search(r"(\d+) generated, (\d+) passed", result.stdout)
+    assert counts, report
+    assert int(counts[1]) == int(counts[2]) >= 300, report

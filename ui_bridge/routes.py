@@ -1,0 +1,142 @@
+"""The AG-UI endpoints: `POST /agui/{graph}` runs a graph for an AG-UI client and streams AG-UI events
+over SSE; `GET /agui/{graph}` describes the agent; `GET /agui` lists them.
+
+Before the stream starts, a request is checked like one on the thread/run API, and refused with the
+same HTTP errors: a `RunAgentInput` that does not parse, or new input that does not fit the graph,
+is 422 naming the field; an unknown graph, or a thread that is someone else's, is 404; a thread
+with a run in progress, or one that belongs to another graph, is 409. Once streaming, a failure is
+a RUN_ERROR event (never a dropped connection) and the thread stays usable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from ag_ui.core import RunAgentInput
+from fastapi import APIRouter, Request
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from graphs.registry import GraphRegistry, RegisteredGraph
+from memory.app_store import AppStore, Thread
+from runtime.dependencies import RegistryDep, RunsDep, ServicesDep
+from runtime.identity import Identity, IdentityDep
+from tools.errors import Conflict, NotFound
+from ui_bridge.agent import make_agent
+from ui_bridge.plan import forwarded, plan_run
+from ui_bridge.run_graph import RunGraph
+from ui_bridge.stream import LeanStream, encode
+from ui_bridge.ui_state import ui_keys
+
+router = APIRouter(tags=["ag-ui"])
+SSE_HEADERS = {"Cache-Control": "no-cache, no-transform", "X-Accel-Buffering": "no"}
+
+
+def describe(entry: RegisteredGraph, request: Request) -> dict[str, Any]:
+    return {
+        "name": entry.name,
+        "description": entry.description,
+        "url": str(request.url_for("agui_run", graph=entry.name)),
+        "protocol": "ag-ui",
+        "input_schema": entry.spec.input_schema(),
+        "state_keys": ui_keys(entry.spec),
+        "capabilities": {
+            "identity": {"type": "langgraph", "name": entry.name},
+            "transport": {"streaming": True},
+            "state": {"snapshots": True, "deltas": True, "persistentState": True},
+            "humanInTheLoop": {"supported": True, "interrupts": True},
+            "tools": {"supported": True, "clientProvided": True},
+        },
+    }
+
+
+@router.get("/agui")
+async def list_agents(registry: RegistryDep, request: Request) -> dict[str, Any]:
+    """Every graph as an AG-UI agent (the CopilotKit runtime registers one agent per entry)."""
+    return {"agents": [describe(entry, request) for entry in registry.list()]}
+
+
+@router.get("/agui/{graph}")
+async def describe_agent(graph: str, registry: RegistryDep, request: Request) -> dict[str, Any]:
+    return describe(_graph(registry, graph), request)
+
+
+def _graph(registry: GraphRegistry, name: str) -> RegisteredGraph:
+    try:
+        return registry.get(name)
+    except NotFound as error:
+        raise NotFound(error.message, param="graph") from None
+
+
+async def _own_thread(store: AppStore, thread_id: str, identity: Identity, graph: str) -> Thread | None:
+    """The caller's thread, None when no thread has that id yet; someone else's is 404, as if missing."""
+    try:
+        thread = await store.get_thread(thread_id, identity.user_id)
+    except NotFound:
+        try:
+            await store.get_thread(thread_id, None)
+        except NotFound:
+            return None
+        raise NotFound(f"thread {thread_id} not found", param="threadId") from None
+    if thread.graph and thread.graph != graph:
+        raise Conflict(f"thread {thread_id} belongs to graph {thread.graph!r}, not {graph!r}", param="threadId")
+    return thread
+
+
+def _frontend_tools(input: RunAgentInput) -> list[dict[str, Any]]:
+    return [
+        {"name": tool.name, "description": tool.description, "parameters": tool.parameters or {"type": "object"}}
+        for tool in input.tools or []
+    ]
+
+
+def _wants_raw(input: RunAgentInput) -> bool:
+    props: Mapping[str, Any] = forwarded(input)
+    return bool(props.get("emitRawEvents") or props.get("emit_raw_events"))
+
+
+@router.post("/agui/{graph}", name="agui_run")
+async def run_agent(
+    graph: str,
+    input: RunAgentInput,
+    registry: RegistryDep,
+    runs: RunsDep,
+    services: ServicesDep,
+    identity: IdentityDep,
+) -> EventSourceResponse:
+    """Run `graph` on the AG-UI `threadId` (a Citadel thread) and stream AG-UI events (SSE)."""
+    entry = _graph(registry, graph)
+    assert services.app_store is not None
+    thread = await _own_thread(services.app_store, input.thread_id, identity, graph)
+    snapshot = await entry.graph.aget_state({"configurable": {"thread_id": input.thread_id}})
+    plan = plan_run(entry.spec, input, snapshot.values or {})
+    if plan.kind != "restore" and thread is not None and thread.status == "busy":
+        raise Conflict(
+            f"thread {input.thread_id} already has a run in progress; wait for it or cancel it", param="threadId"
+        )
+    if plan.kind == "resume" and not snapshot.interrupts:
+        raise Conflict(f"thread {input.thread_id} is not waiting for an answer: nothing to resume", param="resume")
+    if plan.kind == "start":
+        entry.spec.validate_input(plan.graph_input)  # 422 naming the field, before any event
+
+    run_graph = RunGraph(
+        entry,
+        runs,
+        identity.user_id,
+        configurable={"frontend_tools": _frontend_tools(input)} if input.tools else {},
+        metadata={"agui_run_id": input.run_id},
+        snapshot=snapshot,
+    )
+    values = snapshot.values or {}
+    agent = make_agent(run_graph, entry.spec, plan, thread_values=values, emit_raw=_wants_raw(input))
+    # A restore always sends a full snapshot; a run sends deltas against the state the client sent.
+    client_state = input.state if plan.kind != "restore" and isinstance(input.state, dict) else None
+    lean = LeanStream(services.settings.agui_text_batch_ms, client_state=client_state)
+
+    async def frames() -> AsyncIterator[ServerSentEvent]:
+        async for event in lean(agent.run(input)):
+            # "\n" line ends: @ag-ui/client splits events on a blank line written as "\n\n" only.
+            yield ServerSentEvent(data=encode(event), sep="\n")
+
+    headers = dict(SSE_HEADERS)
+    return EventSourceResponse(frames(), headers=headers, ping=services.settings.agui_ping_seconds, sep="\n")
