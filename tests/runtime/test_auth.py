@@ -332,3 +332,47 @@ def test_serve_refuses_a_public_bind_without_auth(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "refusing to serve on 0.0.0.0" in result.stderr
     assert "CITADEL_CLERK_JWT_KEY" in result.stderr
+
+
+def test_another_users_thread_looks_missing_on_agui_and_mcp(server: LiveServer) -> None:
+    """User B, with a valid Clerk token, reaches for user A's thread over AG-UI and MCP: not found."""
+    import anyio
+
+    from tests.mcp_server.test_http import client_as, text_of
+    from tests.ui_bridge.agui_client import run_input, user
+
+    alice, bob = session_token("user_alice"), session_token("user_bob")
+    with httpx.Client(base_url=server.url, timeout=60) as http:
+        thread_id = http.post("/threads", json={}, headers=bearer(alice)).json()["thread_id"]
+        run = {"assistant_id": "workflow", "input": {"steps": [{"type": "embedding", "text": "mine"}]}}
+        assert http.post(f"/threads/{thread_id}/runs/wait", json=run, headers=bearer(alice)).status_code == 200
+        before = http.get(f"/threads/{thread_id}/state", headers=bearer(alice)).json()["values"]
+        agui = http.post(
+            "/agui/workflow",
+            json=run_input(thread_id, [user("hello")], state={}),
+            headers={**bearer(bob), "Accept": "text/event-stream"},
+        )
+        assert agui.status_code == 404, agui.text
+        assert f"thread {thread_id} not found" in agui.text
+
+    async def as_bob() -> tuple[Any, Any, Any]:
+        async with client_as(server.url, bob) as client:
+            read = await client.call_tool("get_thread", {"thread_id": thread_id})
+            run_on = await client.call_tool(
+                "run_workflow", {"steps": [{"type": "embedding", "text": "x"}], "thread_id": thread_id}
+            )
+            try:
+                resource: Any = await client.read_resource(f"citadel://threads/{thread_id}")
+            except Exception as error:  # the SDK raises the server's JSON-RPC error
+                resource = error
+            return read, run_on, resource
+
+    read, run_on, resource = anyio.run(as_bob)
+    assert read.is_error
+    assert f"thread {thread_id} not found" in text_of(read)
+    assert run_on.is_error
+    assert "not found" in text_of(run_on)
+    assert "not found" in str(resource)
+    with httpx.Client(base_url=server.url, timeout=60) as http:
+        after = http.get(f"/threads/{thread_id}/state", headers=bearer(alice)).json()["values"]
+    assert after == before, "alice's thread is unchanged"
