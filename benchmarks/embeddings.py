@@ -272,10 +272,12 @@ def report(figures: Figures, args: argparse.Namespace) -> None:
     ]
     for name, value in rows:
         print(f"  {name:<50} {value}")
+    ceiling = baseline_cpu / (baseline_cpu + hits.server_cpu_ms + hits.client_cpu_ms)
     print(
-        "note: server and load generator share the cores; each request costs both about as much CPU as "
-        "embedding a short text, so on 2 cores (b) stays well below (a); (b') shows the same path with that "
-        "cost spread over 16 texts; (c) is the HTTP path without the model."
+        f"note: server and load generator share these cores. A request's HTTP path costs {hits.server_cpu_ms:.2f} ms "
+        f"(server) + {hits.client_cpu_ms:.2f} ms (load generator) of CPU (c), beside the model's {baseline_cpu:.2f} ms "
+        f"a text (a): CPU-bound, one-text requests can reach about {ceiling:.2f} of (a) "
+        "here; (b') spreads that cost over 16 texts a request."
     )
     print("command: python -m benchmarks.embeddings " + " ".join(sys.argv[1:]))
 

@@ -8,8 +8,11 @@ parameters (temperature 0, a few tokens):
 - HTTP `POST /v1/chat/completions` (stream) to a real `citadel serve` in a child process.
 Each call asks about a different topic, so no path profits from llama.cpp's prompt-prefix reuse
 more than another; paths are interleaved, in rotating order, to spread the machine's noise.
+Both processes run llama.cpp with the same thread count (1 by default: with the default of all
+cores for prompt evaluation, one descheduled thread on a busy 2-core machine stalls the first token
+by up to seconds, which would drown the figure measured here).
 
-    python -m benchmarks.router [--repeats 16] [--max-tokens 16]
+    python -m benchmarks.router [--repeats 16] [--max-tokens 16] [--llm-threads 1]
 """
 
 from __future__ import annotations
@@ -138,7 +141,13 @@ async def run_all(server: Server, args: argparse.Namespace) -> dict[str, Timing]
     params = GenerationParams(max_tokens=args.max_tokens, temperature=0.0, top_p=1.0)
     with tempfile.TemporaryDirectory(prefix="citadel-bench-") as data_dir:
         settings = Settings(
-            data_dir=Path(data_dir), qdrant_url=None, redis_url=None, database_url=None, llm_servers=[], local_llm=True
+            data_dir=Path(data_dir),
+            qdrant_url=None,
+            redis_url=None,
+            database_url=None,
+            llm_servers=[],
+            local_llm=True,
+            local_llm_threads=args.llm_threads,
         )
         llm = EmbeddedLLM(
             settings.local_llm_path, context=settings.local_llm_context, threads=settings.local_llm_threads
@@ -191,16 +200,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.router", description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=16, help="Measured calls per path.")
     parser.add_argument("--max-tokens", type=int, default=16, help="Tokens per answer (kept small).")
+    parser.add_argument("--llm-threads", type=int, default=1, help="llama.cpp threads, both processes (0 = default).")
     args = parser.parse_args(argv)
 
-    with citadel_serve() as server:
+    with citadel_serve(env={"CITADEL_LOCAL_LLM_THREADS": str(args.llm_threads)}) as server:
         timings = asyncio.run(run_all(server, args))
 
     base_name = next(iter(timings))
     base = timings[base_name]
     base_first, base_total = statistics.median(base.first), statistics.median(base.total)
     print(
-        f"LLM router overhead: {MODEL_NAME} (embedded), max_tokens={args.max_tokens}, temperature 0, "
+        f"LLM router overhead: {MODEL_NAME} (embedded, llama.cpp threads={args.llm_threads}), "
+        f"max_tokens={args.max_tokens}, temperature 0, "
         f"{args.repeats} calls per path (medians)"
     )
     header = ("path", "first token", "total", "tokens", "ratio 1st/total", "overhead 1st/total")
