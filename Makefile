@@ -76,8 +76,8 @@ ui: install ui-build
 	cd $(WEB) && node server/main.mjs
 
 # Routing accuracy of the assistant's supervisor on a labelled set, then retrieval quality on
-# SciFact with the embedded model (the first run embeds the corpus, 9,052 chunks: about 8 min on
-# 2 idle cores, 17 min on a busy machine; later runs reuse the collection cached under
+# SciFact with the embedded model (the first run embeds the corpus, 9,052 chunks: measured 17 min
+# on a busy 2-core machine, less when idle; later runs reuse the collection cached under
 # ~/.cache/citadel and take about 40 s).
 eval: install
 	$(RUN) python -m evals.routing --min-accuracy 0.95
