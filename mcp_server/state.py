@@ -14,10 +14,10 @@ from typing import Any
 
 from mcp.server.mcpserver import Context
 
-from agents.deps import AgentDeps
-from graphs.registry import GraphRegistry, build_registry
+from graphs.registry import GraphRegistry
+from runtime.core import open_core
 from runtime.run_manager import RunManager
-from runtime.services import Services, open_services
+from runtime.services import Services
 from runtime.settings import Settings
 
 
@@ -39,18 +39,8 @@ StateProvider = Callable[[], AbstractAsyncContextManager[ServerState]]
 @contextlib.asynccontextmanager
 async def open_state(settings: Settings) -> AsyncIterator[ServerState]:
     """Open everything a Citadel process needs to run graphs, as the HTTP app's lifespan does."""
-    async with open_services(settings, state=True) as services:
-        assert services.persistence is not None
-        assert services.app_store is not None
-        registry = build_registry(
-            AgentDeps.from_services(services), services.persistence.checkpointer, services.persistence.store
-        )
-        runs = RunManager(settings, services.app_store, registry)
-        await runs.start()
-        try:
-            yield ServerState(services=services, registry=registry, runs=runs)
-        finally:
-            await runs.aclose()
+    async with open_core(settings) as core:
+        yield ServerState(services=core.services, registry=core.registry, runs=core.runs)
 
 
 def shared_state(state: ServerState) -> StateProvider:

@@ -12,8 +12,6 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from agents.deps import AgentDeps
-from graphs.registry import build_registry
 from mcp_server.http import MCPEndpoint
 from mcp_server.state import ServerState
 from memory.audit import AuditLog
@@ -30,11 +28,10 @@ from runtime import (
     workflows_api,
 )
 from runtime.auth import AuthMiddleware
+from runtime.core import open_core
 from runtime.http_errors import install_error_handlers
 from runtime.rate_limits import RateLimiter, RateLimitMiddleware
 from runtime.request_audit import AuditMiddleware, BodyLimitMiddleware
-from runtime.run_manager import RunManager
-from runtime.services import open_services
 from runtime.settings import Settings
 from ui_bridge import routes as agui_routes
 
@@ -73,14 +70,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        async with open_services(settings, state=True) as services:
-            assert services.persistence is not None
-            assert services.app_store is not None
-            registry = build_registry(
-                AgentDeps.from_services(services), services.persistence.checkpointer, services.persistence.store
-            )
-            runs = RunManager(settings, services.app_store, registry)
-            await runs.start()
+        async with open_core(settings) as core:
+            services, registry, runs = core.services, core.registry, core.runs
             assert services.engine is not None
             audit = AuditLog(services.engine)
             await audit.start()

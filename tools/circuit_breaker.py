@@ -12,6 +12,8 @@ import logging
 import time
 from collections.abc import Callable
 
+from runtime import metrics
+
 log = logging.getLogger(__name__)
 
 
@@ -19,6 +21,11 @@ class State(enum.Enum):
     CLOSED = "closed"
     OPEN = "open"
     HALF_OPEN = "half_open"
+
+
+def export_state(name: str, state: State) -> None:
+    """`on_change` for breakers whose state Prometheus should see (0 closed, 1 half-open, 2 open)."""
+    metrics.CIRCUIT_STATE.labels(name).set({State.CLOSED: 0, State.HALF_OPEN: 1, State.OPEN: 2}[state])
 
 
 class CircuitBreaker:

@@ -25,7 +25,7 @@ from memory.cache import ByteCache
 from runtime import metrics
 from runtime.settings import Settings
 from tools.batching import EmbedBatch, MicroBatcher
-from tools.circuit_breaker import CircuitBreaker, State
+from tools.circuit_breaker import CircuitBreaker, State, export_state
 from tools.embedding_models import EMBEDDING_MODELS, EmbeddingModel
 from tools.errors import BackendError, InvalidRequest, NotFound, Unavailable
 from tools.minilm import MiniLM
@@ -56,7 +56,7 @@ class _Provider:
             name,
             failure_threshold=settings.breaker_failures,
             reset_timeout=settings.breaker_reset_seconds,
-            on_change=_export_state,
+            on_change=export_state,
         )
         self._embed = embed
         self.batcher = MicroBatcher(
@@ -85,10 +85,6 @@ class _Provider:
         await self.batcher.aclose()
         if self._aclose:
             await self._aclose()
-
-
-def _export_state(name: str, state: State) -> None:
-    metrics.CIRCUIT_STATE.labels(name).set({State.CLOSED: 0, State.HALF_OPEN: 1, State.OPEN: 2}[state])
 
 
 def _ollama_embed(url: str, model: EmbeddingModel, timeout: float) -> tuple[str, EmbedBatch, Closer]:

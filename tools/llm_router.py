@@ -26,7 +26,7 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait
 
 from runtime import metrics
 from runtime.settings import Settings
-from tools.circuit_breaker import CircuitBreaker, State
+from tools.circuit_breaker import CircuitBreaker, State, export_state
 from tools.errors import BackendError, InvalidRequest, NotFound, Unavailable
 from tools.llm_backends import ChatBackend, GenerationParams
 from tools.semantic_router import SemanticRouter
@@ -76,10 +76,6 @@ class RoutedStream:
         await self._rest.aclose()  # type: ignore[attr-defined]
 
 
-def _export_state(name: str, state: State) -> None:
-    metrics.CIRCUIT_STATE.labels(name).set({State.CLOSED: 0, State.HALF_OPEN: 1, State.OPEN: 2}[state])
-
-
 class LLMRouter:
     def __init__(self, settings: Settings, backends: list[ChatBackend], semantic: SemanticRouter | None) -> None:
         if not backends:
@@ -92,7 +88,7 @@ class LLMRouter:
                 b.name,
                 failure_threshold=settings.breaker_failures,
                 reset_timeout=settings.breaker_reset_seconds,
-                on_change=_export_state,
+                on_change=export_state,
             )
             for b in backends
         }
