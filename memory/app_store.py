@@ -310,6 +310,38 @@ class AppStore:
                 )
             )
 
+    async def cancel_run(self, run_id: str, thread_id: str | None) -> bool:
+        """Mark an unfinished run cancelled and, in the same transaction, free its thread if no other
+        run holds it. False if the run had already ended."""
+        stamp = now()
+        async with self.engine.begin() as connection:
+            result = await connection.execute(
+                update(runs)
+                .where(runs.c.run_id == run_id, runs.c.status.in_(ACTIVE_RUN))
+                .values(status="interrupted", error="cancelled", ended_at=stamp, updated_at=stamp,
+                        lease_owner=None, lease_expires_at=None)
+            )  # fmt: skip
+            if result.rowcount != 1:
+                return False
+            if thread_id is not None:
+                others = select(runs.c.run_id).where(runs.c.thread_id == thread_id, runs.c.status.in_(ACTIVE_RUN))
+                await connection.execute(
+                    update(threads)
+                    .where(threads.c.thread_id == thread_id, threads.c.status == "busy", ~others.exists())
+                    .values(status="idle", updated_at=stamp)
+                )
+        return True
+
+    async def release_thread(self, thread_id: str, status: str) -> None:
+        """Set a thread's status after its run ended, unless another run has taken the thread since."""
+        others = select(runs.c.run_id).where(runs.c.thread_id == thread_id, runs.c.status.in_(ACTIVE_RUN))
+        async with self.engine.begin() as connection:
+            await connection.execute(
+                update(threads)
+                .where(threads.c.thread_id == thread_id, ~others.exists())
+                .values(status=status, updated_at=now())
+            )
+
     async def release_lease(self, run_id: str, worker: str) -> None:
         """Give a run back unfinished (a clean shutdown): the next process resumes it at once."""
         async with self.engine.begin() as connection:

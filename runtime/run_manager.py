@@ -63,7 +63,9 @@ class RunExecutor(Protocol):
 
     def submit(self, run_id: str) -> None: ...
 
-    def cancel_local(self, run_id: str) -> bool: ...
+    def cancel_local(self, run_id: str) -> asyncio.Task[None] | None:
+        """Cancel the run if it executes in this process; its task, to wait on, or None."""
+        ...
 
     async def start(self) -> None: ...
 
@@ -222,7 +224,7 @@ class RunManager:
         if run.payload.get("stateless"):
             await self.delete_thread(run.thread_id, None)
         else:
-            await self.store.update_thread(run.thread_id, None, status=thread_status)
+            await self.store.release_thread(run.thread_id, thread_status)
 
     async def delete_thread(self, thread_id: str, owner: str | None) -> None:
         """The thread, its runs and its checkpoints."""
@@ -321,13 +323,17 @@ class RunManager:
         return _values(await graph.aget_state({"configurable": {"thread_id": run.thread_id}}))
 
     async def cancel(self, run: Run, *, wait: bool = False) -> None:
-        if run.status not in ("pending", "running"):
-            return
-        if not self.executor.cancel_local(run.run_id):
-            # Not running here: mark it, and the process holding the lease stops at its next renewal.
-            await self.store.finish_run(run.run_id, "interrupted", "cancelled")
-            if run.thread_id:
-                await self.store.update_thread(run.thread_id, None, status="idle")
+        """Stop a run wherever it is. It is marked cancelled first, so that neither its own process
+        (even if the run has not started yet) nor recovery elsewhere takes it up again; a process
+        running it elsewhere stops at its next lease renewal."""
+        if not await self.store.cancel_run(run.run_id, run.thread_id):
+            return  # it had already ended
+        task = self.executor.cancel_local(run.run_id)
+        if task is not None:
+            await asyncio.wait({task}, timeout=30)  # its own bookkeeping
+        events = self._events.get(run.run_id)
+        if events is not None and not events.done.is_set():  # cancelled before it started
+            events.close()
         if wait:
             await self.wait(run)
 
@@ -402,12 +408,11 @@ class InProcessExecutor:
         self._tasks[run_id] = task
         task.add_done_callback(lambda _: self._tasks.pop(run_id, None))
 
-    def cancel_local(self, run_id: str) -> bool:
+    def cancel_local(self, run_id: str) -> asyncio.Task[None] | None:
         task = self._tasks.get(run_id)
-        if task is None:
-            return False
-        task.cancel()
-        return True
+        if task is not None:
+            task.cancel()
+        return task
 
     async def start(self) -> None:
         await self.recover()
