@@ -354,6 +354,9 @@ async def read_thread(ctx: Ctx, thread_id: str, limit: int = 20) -> ThreadView:
     """The thread as its owner (the caller) sees it; NotFound for anyone else's."""
     state = state_of(ctx)
     runs = state.runs
+    # The last run first, then the thread: a run's end and its thread's release are written together,
+    # so in this order an ended run is never shown beside a thread still marked busy.
+    latest = await runs.store.list_runs(thread_id, limit=1)
     thread = await runs.store.get_thread(thread_id, caller(ctx).owner_filter)
     values: dict[str, Any] = {}
     waiting: list[dict[str, Any]] = []
@@ -361,7 +364,6 @@ async def read_thread(ctx: Ctx, thread_id: str, limit: int = 20) -> ThreadView:
         snapshot = await state.registry.get(thread.graph).graph.aget_state({"configurable": {"thread_id": thread_id}})
         values = to_jsonable(snapshot.values) or {}
         waiting = [to_jsonable(i.value) for i in snapshot.interrupts]
-    latest = await runs.store.list_runs(thread_id, limit=1)
     messages = [m for m in values.pop("messages", []) if isinstance(m, dict)]
     budget = state.settings.mcp_max_output_chars
     shown = messages[-limit:]
