@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
+import httpx
+import openai
 import uvicorn
 
 from memory.database import create_engine, migrate
@@ -56,3 +58,13 @@ class LiveServer:
         finally:
             server.should_exit = True
             thread.join(30)
+
+
+@contextlib.asynccontextmanager
+async def clients(citadel: LiveServer) -> AsyncIterator[tuple[openai.AsyncOpenAI, httpx.AsyncClient]]:
+    """The OpenAI client on Citadel's /v1, and a plain HTTP client for /health/ready and /metrics."""
+    async with (
+        openai.AsyncOpenAI(base_url=f"{citadel.url}/v1", api_key="unused", max_retries=0, timeout=60) as client,
+        httpx.AsyncClient(base_url=citadel.url, timeout=10) as http,
+    ):
+        yield client, http

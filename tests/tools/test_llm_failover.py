@@ -15,7 +15,7 @@ import contextlib
 import inspect
 import math
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from runtime.settings import Settings
-from tests.live_server import LiveServer
+from tests.live_server import LiveServer, clients
 from tests.ollama_wire_server import WireServerProcess
 
 pytestmark = pytest.mark.slow
@@ -88,16 +88,6 @@ def start_citadel(make_settings: Callable[..., Settings], wire: Wire, tmp_path: 
             return await asyncio.to_thread(stack.enter_context, server)
 
         yield start
-
-
-@contextlib.asynccontextmanager
-async def clients(citadel: LiveServer) -> AsyncIterator[tuple[openai.AsyncOpenAI, httpx.AsyncClient]]:
-    """The OpenAI client on Citadel's /v1, and a plain HTTP client for /health/ready and /metrics."""
-    async with (
-        openai.AsyncOpenAI(base_url=f"{citadel.url}/v1", api_key="unused", max_retries=0, timeout=60) as client,
-        httpx.AsyncClient(base_url=citadel.url, timeout=10) as http,
-    ):
-        yield client, http
 
 
 # --- helpers ------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from runtime.settings import Settings
-from tests.live_server import LiveServer
+from tests.live_server import LiveServer, clients
 from tests.ollama_wire_server import WireServerProcess
 from tools.minilm import MiniLM
 
@@ -83,15 +83,6 @@ def start_citadel(make_settings: Callable[..., Settings], wire: Wire, tmp_path: 
             return await asyncio.to_thread(stack.enter_context, server)
 
         yield start
-
-
-@contextlib.asynccontextmanager
-async def clients(citadel: LiveServer) -> AsyncIterator[tuple[openai.AsyncOpenAI, httpx.AsyncClient]]:
-    async with (
-        openai.AsyncOpenAI(base_url=f"{citadel.url}/v1", api_key="unused", max_retries=0, timeout=60) as client,
-        httpx.AsyncClient(base_url=citadel.url, timeout=10) as http,
-    ):
-        yield client, http
 
 
 # --- helpers ------------------------------------------------------------------------------------
