@@ -80,8 +80,8 @@ ui: install ui-build
 # on a busy 2-core machine, less when idle; later runs reuse the collection cached under
 # ~/.cache/citadel and take about 40 s).
 eval: install
-	$(RUN) python -m evals.routing --min-accuracy 0.95
-	$(RUN) python -m evals.scifact --min-ndcg 0.62
+	$(RUN) citadel eval routing --min-accuracy 0.95
+	$(RUN) citadel eval scifact --min-ndcg 0.62
 
 test: lint typecheck unit ui-test eval
 

@@ -24,13 +24,13 @@ from langchain_text_splitters import Language, RecursiveCharacterTextSplitter
 from langgraph.graph import END, StateGraph
 from typing_extensions import TypedDict
 
-from agents.approval import ask_approval
-from agents.deps import AgentDeps
-from agents.history import last_human_text
-from agents.state import ConversationState, Progress
-from agents.supervisor import split_request
-from agents.tags import INTERNAL
-from tools.chat_model import ROUTE_METADATA
+from citadel.agents.approval import ask_approval
+from citadel.agents.deps import AgentDeps
+from citadel.agents.history import last_human_text
+from citadel.agents.state import ConversationState, Progress
+from citadel.agents.supervisor import split_request
+from citadel.agents.tags import INTERNAL
+from citadel.tools.chat_model import ROUTE_METADATA
 
 SECTION_CHARS = 1500
 _HEADING = re.compile(r"^(?=#{1,6}\s)", re.MULTILINE)

@@ -12,11 +12,11 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 
-from runtime.settings import Settings
-from tools.chat_model import RoutedChatModel
-from tools.embeddings import EmbeddingService
-from tools.llm_router import LLMRouter
-from tools.vector_store import VectorStore
+from citadel.settings import Settings
+from citadel.tools.chat_model import RoutedChatModel
+from citadel.tools.embeddings import EmbeddingService
+from citadel.tools.llm_router import LLMRouter
+from citadel.tools.vector_store import VectorStore
 
 
 @dataclass
@@ -28,17 +28,6 @@ class AgentDeps:
     tool_model: Callable[[], BaseChatModel | None]
     """A chat model that can call tools (`bind_tools`) when a configured backend declares
     `tool_calling`, else None: then the specialists use their explicit nodes only."""
-
-    @classmethod
-    def from_services(cls, services: Any) -> AgentDeps:
-        """From `runtime.services.Services` (typed loosely: agents do not import the runtime's wiring)."""
-        return cls(
-            settings=services.settings,
-            embeddings=services.embeddings,
-            vectors=services.vectors,
-            llm=services.llm,
-            tool_model=services.llm.tool_model if services.llm is not None else lambda: None,
-        )
 
     def chat(self, **defaults: Any) -> RoutedChatModel:
         """The LLM router as a chat model (tokens stream through LangGraph's `messages` mode)."""

@@ -14,10 +14,10 @@ from langgraph.config import get_config
 from langgraph.graph import StateGraph
 from langgraph.runtime import Runtime
 
-from agents.deps import AgentDeps
-from agents.history import last_human_text, recent_history
-from agents.remember import MemoryState, recall, user_id
-from agents.toolkit import add_tool_loop, frontend_tools, make_tools
+from citadel.agents.deps import AgentDeps
+from citadel.agents.history import last_human_text, recent_history
+from citadel.agents.remember import MemoryState, recall, user_id
+from citadel.agents.toolkit import add_tool_loop, frontend_tools, make_tools
 
 PROMPT = "You are Citadel, a helpful and concise assistant."
 

@@ -14,7 +14,7 @@ from collections import Counter
 
 import numpy as np
 
-from tools.semantic_router import Route
+from citadel.tools.semantic_router import Route
 
 _TOKEN = re.compile(r"[a-z0-9]+")
 

@@ -22,8 +22,8 @@ from langgraph.config import get_config
 from langgraph.runtime import Runtime
 from langgraph.store.base import BaseStore
 
-from agents.state import ConversationState
-from tools.embeddings import EmbeddingService
+from citadel.agents.state import ConversationState
+from citadel.tools.embeddings import EmbeddingService
 
 NAMESPACE = "memories"
 DEFAULT_USER = "anonymous"

@@ -17,11 +17,11 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.graph import StateGraph
 from typing_extensions import TypedDict
 
-from agents.deps import AgentDeps
-from agents.history import current_turn, last_human_text
-from agents.retrieval import collection_for, retrieve
-from agents.state import ConversationState, Source
-from agents.toolkit import add_tool_loop, frontend_tools, make_tools, merge_sources, tool_sources
+from citadel.agents.deps import AgentDeps
+from citadel.agents.history import current_turn, last_human_text
+from citadel.agents.retrieval import collection_for, retrieve
+from citadel.agents.state import ConversationState, Source
+from citadel.agents.toolkit import add_tool_loop, frontend_tools, make_tools, merge_sources, tool_sources
 
 PASSAGE_CHARS = 1200
 K = 4

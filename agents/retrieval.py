@@ -12,11 +12,11 @@ from typing import Any, Literal
 
 from langchain_core.runnables import RunnableConfig
 
-from agents.deps import AgentDeps
-from agents.state import Source
-from tools.embedding_models import EMBEDDING_MODELS
-from tools.errors import NotFound
-from tools.vector_store import SearchHit
+from citadel.agents.deps import AgentDeps
+from citadel.agents.state import Source
+from citadel.errors import NotFound
+from citadel.tools.embedding_models import EMBEDDING_MODELS
+from citadel.tools.vector_store import SearchHit
 
 SNIPPET_CHARS = 300
 

@@ -9,7 +9,7 @@ leniently; an answer naming neither means the generalist. A document given with 
 the analyst without either. The decision and its reason are recorded in the state (`specialist`,
 `route_reason`) for the faces to show.
 
-Thresholds are tuned for the embedded all-minilm model with `python -m evals.routing`.
+Thresholds are tuned for the embedded all-minilm model with `citadel eval routing`.
 """
 
 from __future__ import annotations
@@ -22,12 +22,12 @@ from typing import Any, Literal
 
 from langchain_core.messages import HumanMessage, SystemMessage
 
-from agents.deps import AgentDeps
-from agents.history import last_human_text
-from agents.keyword_match import KeywordMatcher
-from agents.state import ConversationState
-from agents.tags import INTERNAL
-from tools.semantic_router import SemanticRouter, best_match, load_routes
+from citadel.agents.deps import AgentDeps
+from citadel.agents.history import last_human_text
+from citadel.agents.keyword_match import KeywordMatcher
+from citadel.agents.state import ConversationState
+from citadel.agents.tags import INTERNAL
+from citadel.tools.semantic_router import SemanticRouter, best_match, load_routes
 
 Specialist = Literal["researcher", "analyst", "generalist", "remember"]
 SPECIALISTS: tuple[Specialist, ...] = ("researcher", "analyst", "generalist", "remember")

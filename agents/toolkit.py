@@ -1,6 +1,6 @@
 """The tools a tool-calling model may use in the specialists' loops, and the loop's wiring.
 
-They wrap the same functions the explicit nodes call (vector search through `agents.retrieval`,
+They wrap the same functions the explicit nodes call (vector search through `citadel.agents.retrieval`,
 the embedding service), so a capable backend's follow-up searches behave like the retrieve node.
 The embedded model cannot call tools; these are used only when `AgentDeps.tool_model()` returns a
 model.
@@ -18,10 +18,10 @@ from langchain_core.tools import BaseTool, tool
 from langgraph.graph import END, StateGraph
 from langgraph.prebuilt import ToolNode, tools_condition
 
-from agents.deps import AgentDeps
-from agents.history import current_turn
-from agents.retrieval import collection_for, retrieve
-from agents.state import Source
+from citadel.agents.deps import AgentDeps
+from citadel.agents.history import current_turn
+from citadel.agents.retrieval import collection_for, retrieve
+from citadel.agents.state import Source
 
 MAX_K = 10
 

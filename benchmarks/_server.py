@@ -62,10 +62,10 @@ def citadel_serve(env: dict[str, str] | None = None, timeout: float = 120.0) -> 
         )
         log_path = Path(data_dir) / "server.log"
         with log_path.open("wb") as log:  # a fresh data directory: create the app tables first
-            migrate = [sys.executable, "-m", "runtime.cli", "migrate"]
+            migrate = [sys.executable, "-m", "citadel.runtime.cli", "migrate"]
             if subprocess.run(migrate, env=child_env, stdout=log, stderr=subprocess.STDOUT, check=False).returncode:
                 raise RuntimeError(f"citadel migrate failed:\n{_tail(log_path)}")
-        command = [sys.executable, "-m", "runtime.cli", "serve"]
+        command = [sys.executable, "-m", "citadel.runtime.cli", "serve"]
         with log_path.open("ab") as log:
             process = subprocess.Popen(command, env=child_env, stdout=log, stderr=subprocess.STDOUT)
         url = f"http://127.0.0.1:{port}"

@@ -32,9 +32,9 @@ import httpx
 import uvicorn
 from langchain_core.messages import AIMessageChunk
 
-from agents.tags import INTERNAL
-from runtime.app import create_app
-from runtime.settings import Settings
+from citadel.agents.tags import INTERNAL
+from citadel.runtime.app import create_app
+from citadel.settings import Settings
 from tests.graphs.run_inputs import DOCS
 from tests.live_server import migrate_database
 

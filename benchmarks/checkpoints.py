@@ -33,7 +33,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
 from typing_extensions import TypedDict
 
-from agents.state import Messages
+from citadel.agents.state import Messages
 
 STEPS = 20
 TABLES = ("checkpoints", "checkpoint_blobs", "checkpoint_writes")

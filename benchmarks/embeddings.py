@@ -33,7 +33,7 @@ import httpx
 import numpy as np
 
 from benchmarks._server import Server, citadel_serve, cpu_seconds
-from tools.minilm import MiniLM
+from citadel.tools.minilm import MiniLM
 
 MODEL = "all-minilm"
 _VOCABULARY = """

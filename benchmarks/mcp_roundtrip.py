@@ -3,7 +3,7 @@
 
 - citadel: a real `citadel serve` (child process, embedded defaults), `/mcp` inside the full app,
   behind its middleware (metrics, rate limits, auth, audit, body limit, CORS) as every call is.
-- endpoint: Citadel's MCP endpoint (`mcp_server.http.MCPEndpoint`, the same server and tools) in a
+- endpoint: Citadel's MCP endpoint (`citadel.mcp_server.http.MCPEndpoint`, the same server and tools) in a
   plain Starlette app: the MCP face alone, without the app's middleware.
 - bare: `MCPServer.streamable_http_app()` of the `mcp` SDK, serving a `list_embedding_models` tool
   that returns the same result as Citadel's from a constant.
@@ -39,8 +39,8 @@ import httpx
 from mcp import Client
 
 from benchmarks._server import Server, citadel_serve, cpu_seconds, free_port
-from mcp_server.tools import EmbeddingModelInfo, EmbeddingModels
-from tools.embedding_models import EMBEDDING_MODELS
+from citadel.mcp_server.tools import EmbeddingModelInfo, EmbeddingModels
+from citadel.tools.embedding_models import EMBEDDING_MODELS
 
 TOOL = "list_embedding_models"
 PROTOCOL = "2026-07-28"
@@ -98,10 +98,10 @@ def serve_endpoint(port: int) -> None:
     import uvicorn
     from starlette.applications import Starlette
 
-    from mcp_server.http import MCPEndpoint
-    from mcp_server.state import open_state
-    from memory.database import create_engine, migrate
-    from runtime.settings import Settings
+    from citadel.mcp_server.http import MCPEndpoint
+    from citadel.memory.database import create_engine, migrate
+    from citadel.runtime.core import open_core
+    from citadel.settings import Settings
 
     with tempfile.TemporaryDirectory(prefix="citadel-bench-") as data_dir:
         settings = Settings(_env_file=None, data_dir=Path(data_dir), log_level="warning")  # type: ignore[call-arg]
@@ -118,7 +118,7 @@ def serve_endpoint(port: int) -> None:
 
         @contextlib.asynccontextmanager
         async def lifespan(_: Starlette) -> AsyncIterator[None]:
-            async with open_state(settings) as state, endpoint.serve(state):
+            async with open_core(settings) as state, endpoint.serve(state):
                 yield
 
         app = Starlette(routes=[endpoint.route()], lifespan=lifespan)

@@ -32,12 +32,12 @@ import httpx
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
 from benchmarks._server import Server, citadel_serve
-from runtime.services import default_routes_file, open_services
-from runtime.settings import Settings
-from tools.embedded_chat import MODEL_NAME, EmbeddedLLM
-from tools.llm_backends import EmbeddedBackend, GenerationParams
-from tools.llm_router import AUTO, LLMRouter
-from tools.semantic_router import SemanticRouter, load_routes
+from citadel.runtime.services import default_routes_file, open_services
+from citadel.settings import Settings
+from citadel.tools.embedded_chat import MODEL_NAME, EmbeddedLLM
+from citadel.tools.llm_backends import EmbeddedBackend, GenerationParams
+from citadel.tools.llm_router import AUTO, LLMRouter
+from citadel.tools.semantic_router import SemanticRouter, load_routes
 
 SYSTEM = "You are a helpful assistant. Answer in full sentences."
 _TOPIC_TEXT = """

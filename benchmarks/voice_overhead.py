@@ -29,13 +29,14 @@ from typing import Any
 
 from livekit.agents import Agent, FlushSentinel, ModelSettings, llm
 
-from agents.tags import INTERNAL
-from agents.voice.agent import VoiceAgent, build_session
-from agents.voice.conversation import Caller, open_conversation
-from agents.voice.worker import VoiceRuntime, open_voice_runtime
 from benchmarks.checkpoints import fresh_postgres
-from memory.database import create_engine, migrate
-from runtime.settings import Settings
+from citadel.agents.tags import INTERNAL
+from citadel.agents.voice.agent import VoiceAgent, build_session
+from citadel.agents.voice.conversation import Caller, open_conversation
+from citadel.core.services import Core
+from citadel.memory.database import create_engine, migrate
+from citadel.runtime.core import open_core
+from citadel.settings import Settings
 
 TURNS = {"generalist (LLM)": "Hi there! How are you doing?", "remember (no LLM)": "Remember that my cat is Tom."}
 TARGET_MS = 50.0
@@ -57,7 +58,7 @@ class TimedAgent(VoiceAgent):
             yield chunk
 
 
-async def direct(runtime: VoiceRuntime, text: str) -> float:
+async def direct(runtime: Core, text: str) -> float:
     graph = runtime.registry.get("assistant").graph
     config = {"configurable": {"thread_id": f"bench-{uuid.uuid4().hex}", "user_id": "bench"}}
     started = time.perf_counter()
@@ -71,7 +72,7 @@ async def direct(runtime: VoiceRuntime, text: str) -> float:
     return first - started
 
 
-async def voice(runtime: VoiceRuntime, settings: Settings, text: str) -> tuple[float, float]:
+async def voice(runtime: Core, settings: Settings, text: str) -> tuple[float, float]:
     """(input → first chunk, input → the agent's `llm_node` called: LiveKit's own share)."""
     conversation = await open_conversation(runtime.runs, Caller("bench"), "assistant")
     session, plain = build_session(settings, runtime.runs, conversation)
@@ -86,7 +87,7 @@ async def voice(runtime: VoiceRuntime, settings: Settings, text: str) -> tuple[f
 
 
 async def measure(
-    runtime: VoiceRuntime, settings: Settings, text: str, runs: int
+    runtime: Core, settings: Settings, text: str, runs: int
 ) -> tuple[list[float], list[float], list[float]]:
     for _ in range(2):  # warm-up: models loaded, caches filled, code paths compiled
         await direct(runtime, text)
@@ -112,7 +113,7 @@ async def bench(settings: Settings, backend: str, runs: int) -> float:
     finally:
         await engine.dispose()
     worst = 0.0
-    async with open_voice_runtime(settings) as runtime:
+    async with open_core(settings, recovery=False) as runtime:
         for label, text in TURNS.items():
             direct_times, voice_times, livekit_times = await measure(runtime, settings, text, runs)
             base, via = statistics.median(direct_times) * 1000, statistics.median(voice_times) * 1000

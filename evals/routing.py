@@ -10,7 +10,7 @@ Each query goes through `Supervisor.decide` as in a run: the semantic router, th
 confident) one LLM decision on the embedded model, unless `--no-llm`. Prints the accuracy, the
 confusion matrix, how each decision was made and the misrouted queries; exits 1 below the bar.
 
-    python -m evals.routing [--min-accuracy 0.95] [--no-llm] [--queries FILE]
+    citadel eval routing [--min-accuracy 0.95] [--no-llm] [--queries FILE]
 """
 
 from __future__ import annotations
@@ -18,17 +18,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sys
 import tempfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from agents.deps import AgentDeps
-from agents.supervisor import ROUTES_FILE, SPECIALISTS, Decision, Supervisor
-from runtime.services import open_services
-from runtime.settings import Settings
-from tools.semantic_router import load_routes
+from citadel.agents.supervisor import ROUTES_FILE, SPECIALISTS, Decision, Supervisor
+from citadel.core.services import ServicesOpener
+from citadel.settings import Settings
+from citadel.tools.semantic_router import load_routes
 
 QUERIES = Path(__file__).with_name("routing_queries.jsonl")
 
@@ -91,27 +89,23 @@ def report(labelled: list[Labelled], decisions: list[Decision]) -> float:
     return accuracy
 
 
-async def evaluate(labelled: list[Labelled], *, use_llm: bool) -> list[Decision]:
+async def evaluate(labelled: list[Labelled], open_services: ServicesOpener, *, use_llm: bool) -> list[Decision]:
     with tempfile.TemporaryDirectory(prefix="citadel-routing-eval-") as data_dir:
         async with open_services(eval_settings(Path(data_dir), llm=use_llm), llm=use_llm, state=False) as services:
-            supervisor = Supervisor(AgentDeps.from_services(services))
+            supervisor = Supervisor(services.agent_deps())
             return [await supervisor.decide(item.query, use_llm=use_llm) for item in labelled]
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m evals.routing", description=__doc__.split("\n\n")[0])
+def main(argv: list[str] | None, open_services: ServicesOpener) -> int:
+    parser = argparse.ArgumentParser(prog="citadel eval routing", description=__doc__.split("\n\n")[0])
     parser.add_argument("--min-accuracy", type=float, default=0.95, help="exit 1 below this accuracy (0-1)")
     parser.add_argument("--no-llm", action="store_true", help="semantic routing only; unsure → generalist")
     parser.add_argument("--queries", type=Path, default=QUERIES, help="labelled queries (JSONL)")
     args = parser.parse_args(argv)
     labelled = load_queries(args.queries)
-    decisions = asyncio.run(evaluate(labelled, use_llm=not args.no_llm))
+    decisions = asyncio.run(evaluate(labelled, open_services, use_llm=not args.no_llm))
     accuracy = report(labelled, decisions)
     if accuracy < args.min_accuracy:
         print(f"\nFAIL: accuracy {accuracy:.1%} is below {args.min_accuracy:.1%}")
         return 1
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,6 +1,6 @@
 """Retrieval correctness on SciFact: nDCG@10 of Citadel's own ingestion and search.
 
-The corpus goes through the path users take (`tools.ingest.read_documents` → `tools.ingest.ingest`
+The corpus goes through the path users take (`citadel.tools.ingest.read_documents` → `citadel.tools.ingest.ingest`
 → `VectorStore.upsert`: chunking, titles, the embedded all-minilm model, Qdrant local mode), then
 each training claim is searched with `VectorStore.search(k=10)` and scored with nDCG@10 as BEIR
 computes it (pytrec_eval: gain = qrel score, log2 discount, ideal DCG from the qrels, averaged over
@@ -11,7 +11,7 @@ Embedding the corpus takes minutes, so a complete ingest is kept under
 (name and files), the chunking parameters and `PIPELINE_VERSION`. It is reused only when its
 completion marker is there and the collection still holds the number of points recorded in it.
 
-    python -m evals.scifact [--min-ndcg 0.62] [--data-dir DIR] [--limit-queries N] [--no-cache]
+    citadel eval scifact [--min-ndcg 0.62] [--data-dir DIR] [--limit-queries N] [--no-cache]
 """
 
 from __future__ import annotations
@@ -32,12 +32,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runtime.services import Services, open_services
-from runtime.settings import Settings
-from tools.embedding_models import EMBEDDING_MODELS
-from tools.ingest import ingest, read_documents
-from tools.minilm import model_files
-from tools.vector_store import VectorStore
+from citadel.core.services import Services, ServicesOpener
+from citadel.settings import Settings
+from citadel.tools.embedding_models import EMBEDDING_MODELS
+from citadel.tools.ingest import ingest, read_documents
+from citadel.tools.minilm import model_files
+from citadel.tools.vector_store import VectorStore
 
 PIPELINE_VERSION = 1
 """Bump when ingestion changes in a way the fingerprint cannot see (chunking code, title handling)."""
@@ -267,7 +267,12 @@ async def search_all(store: VectorStore, queries: dict[str, str], qrels: dict[st
 
 
 async def evaluate(
-    store: Store, corpus: Path, total: int, queries: dict[str, str], qrels: dict[str, dict[str, int]]
+    store: Store,
+    corpus: Path,
+    total: int,
+    queries: dict[str, str],
+    qrels: dict[str, dict[str, int]],
+    open_services: ServicesOpener,
 ) -> tuple[IngestReport, Result]:
     opened_at = time.perf_counter()
     async with open_services(eval_settings(store.root), llm=False) as services:
@@ -275,7 +280,7 @@ async def evaluate(
         return ingested, await search_all(services.vectors, queries, qrels)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, open_services: ServicesOpener) -> int:
     data_dir: Path = args.data_dir
     corpus = data_dir / "corpus.jsonl"
     for needed in (corpus, data_dir / "queries_train.jsonl", data_dir / "qrels_train.tsv"):
@@ -291,7 +296,7 @@ def run(args: argparse.Namespace) -> int:
 
     with contextlib.ExitStack() as stack:
         store = prepare_store(corpus, None if args.no_cache else args.cache_dir, stack)
-        ingested, result = asyncio.run(evaluate(store, corpus, total, queries, qrels))
+        ingested, result = asyncio.run(evaluate(store, corpus, total, queries, qrels, open_services))
 
     _print(args, ingested, result)
     if result.ndcg < args.min_ndcg:
@@ -325,11 +330,11 @@ def _print(args: argparse.Namespace, ingested: IngestReport, result: Result) -> 
     print(f"SciFact retrieval: {MODEL} (embedded), Citadel ingest + VectorStore.search(k={K})")
     for name, value in rows:
         print(f"  {name:<10} {value}")
-    print("command: python -m evals.scifact " + " ".join(sys.argv[1:]))
+    print("command: citadel eval scifact " + " ".join(args.argv))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m evals.scifact", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="citadel eval scifact", description=__doc__.split("\n\n")[0])
     parser.add_argument("--min-ndcg", type=float, default=0.0, help="Exit 1 when nDCG@10 is below this.")
     parser.add_argument(
         "--data-dir",
@@ -345,12 +350,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help=f"Where complete ingests are kept (default ~/.cache/citadel/evals, or ${CACHE_DIR_ENV}).",
     )
     parser.add_argument("--no-cache", action="store_true", help="Ingest into a temporary directory.")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.argv = list(argv or [])
+    return args
 
 
-def main(argv: list[str] | None = None) -> int:
-    return run(parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def main(argv: list[str] | None, open_services: ServicesOpener) -> int:
+    return run(parse_args(argv), open_services)

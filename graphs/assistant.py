@@ -14,15 +14,15 @@ from typing import Any
 from langgraph.graph import END, START, StateGraph
 from pydantic import BaseModel, Field
 
-from agents.analyst import AnalysisState, Section, add_analyst
-from agents.deps import AgentDeps
-from agents.generalist import add_generalist
-from agents.remember import MemoryState, remember
-from agents.researcher import ResearchState, Retrieval, add_researcher
-from agents.state import Progress, Source
-from agents.supervisor import RoutingState, Specialist, Supervisor
-from graphs.schemas import ConversationOutput, MessageInput
-from graphs.spec import GraphSpec
+from citadel.agents.analyst import AnalysisState, Section, add_analyst
+from citadel.agents.deps import AgentDeps
+from citadel.agents.generalist import add_generalist
+from citadel.agents.remember import MemoryState, remember
+from citadel.agents.researcher import ResearchState, Retrieval, add_researcher
+from citadel.agents.state import Progress, Source
+from citadel.agents.supervisor import RoutingState, Specialist, Supervisor
+from citadel.graphs.schemas import ConversationOutput, MessageInput
+from citadel.graphs.spec import GraphSpec
 
 
 class AssistantState(RoutingState, ResearchState, AnalysisState, MemoryState, total=False):

@@ -1,4 +1,4 @@
-"""Errors the graph registry raises, beside the tools' own (`tools.errors`)."""
+"""Errors the graph registry raises, beside the tools' own (`citadel.errors`)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from tools.errors import InvalidRequest
+from citadel.errors import InvalidRequest
 
 
 class InvalidInput(InvalidRequest):

@@ -10,11 +10,11 @@ from typing import Any
 from langgraph.graph import START, StateGraph
 from pydantic import BaseModel, Field
 
-from agents.deps import AgentDeps
-from agents.researcher import ResearchState, Retrieval, add_researcher
-from agents.state import Source
-from graphs.schemas import ConversationOutput, MessageInput
-from graphs.spec import GraphSpec
+from citadel.agents.deps import AgentDeps
+from citadel.agents.researcher import ResearchState, Retrieval, add_researcher
+from citadel.agents.state import Source
+from citadel.graphs.schemas import ConversationOutput, MessageInput
+from citadel.graphs.spec import GraphSpec
 
 
 class RagInput(BaseModel):

@@ -9,8 +9,8 @@ from typing import Any
 from langgraph.graph import StateGraph
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agents.deps import AgentDeps
-from graphs.errors import InvalidInput
+from citadel.agents.deps import AgentDeps
+from citadel.graphs.errors import InvalidInput
 
 
 class RunConfigurable(BaseModel):

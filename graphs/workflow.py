@@ -1,6 +1,6 @@
 """The `workflow` graph: the plan's workflow API as a graph.
 
-Input `steps` (`embedding`, `vector_search`, `llm_query`; see `graphs.workflow_steps`) run in
+Input `steps` (`embedding`, `vector_search`, `llm_query`; see `citadel.graphs.workflow_steps`) run in
 order, one super-step each, so `progress` (completed, total, current) streams after every step;
 each step's output is available to the later ones. A step with `approve: true` pauses for approval
 (`interrupt()`) before it runs; rejected, the workflow stops (`status: rejected`). A step that fails
@@ -18,13 +18,14 @@ from langgraph.graph import END, START, StateGraph
 from pydantic import BaseModel, Field, ValidationError
 from typing_extensions import TypedDict
 
-from agents.approval import ask_approval
-from agents.deps import AgentDeps
-from agents.state import ConversationState, Progress
-from graphs.errors import InvalidInput
-from graphs.schemas import ConversationOutput
-from graphs.spec import GraphSpec
-from graphs.workflow_steps import (
+from citadel.agents.approval import ask_approval
+from citadel.agents.deps import AgentDeps
+from citadel.agents.state import ConversationState, Progress
+from citadel.errors import CitadelError
+from citadel.graphs.errors import InvalidInput
+from citadel.graphs.schemas import ConversationOutput
+from citadel.graphs.spec import GraphSpec
+from citadel.graphs.workflow_steps import (
     STEPS,
     EmbeddingStep,
     LLMQueryStep,
@@ -35,7 +36,6 @@ from graphs.workflow_steps import (
     run_llm_query,
     run_vector_search,
 )
-from tools.errors import CitadelError
 
 Status = Literal["running", "done", "rejected", "failed"]
 

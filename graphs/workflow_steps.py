@@ -17,11 +17,11 @@ from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 from typing_extensions import TypedDict
 
-from agents.deps import AgentDeps
-from agents.retrieval import collection_for, to_source
-from agents.state import Source
-from tools.chat_model import ROUTE_METADATA
-from tools.errors import InvalidRequest
+from citadel.agents.deps import AgentDeps
+from citadel.agents.retrieval import collection_for, to_source
+from citadel.agents.state import Source
+from citadel.errors import InvalidRequest
+from citadel.tools.chat_model import ROUTE_METADATA
 
 _REFERENCE = re.compile(r"\{(prev|step_(\d+))\}")
 

@@ -26,7 +26,7 @@ from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.requests import Request
 from starlette.types import ASGIApp
 
-from runtime.identity import LOCAL, Identity
+from citadel.core.identity import LOCAL, Identity
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 
 from mcp.server.mcpserver.exceptions import ToolError
 
-from tools.errors import CitadelError, Unavailable
+from citadel.errors import CitadelError, Unavailable
 
 
 def describe(error: CitadelError) -> str:

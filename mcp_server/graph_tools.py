@@ -43,17 +43,18 @@ from mcp.types import (
 from mcp_types.version import is_version_at_least
 from pydantic import BaseModel, Field, create_model
 
-from graphs.spec import GraphSpec
-from mcp_server._bounds import clip, share, shrink
-from mcp_server.auth import caller
-from mcp_server.errors import tool_errors
-from mcp_server.state import ServerState, state_of
-from memory.app_store import Run
-from runtime.run_manager import RunManager, RunRequest
-from runtime.wire import to_jsonable
-from tools.errors import Conflict
+from citadel.core.runs import RunManager, RunRequest
+from citadel.core.services import Core
+from citadel.core.wire import to_jsonable
+from citadel.errors import Conflict
+from citadel.graphs.spec import GraphSpec
+from citadel.mcp_server._bounds import clip, share, shrink
+from citadel.mcp_server.auth import caller
+from citadel.mcp_server.errors import tool_errors
+from citadel.mcp_server.state import state_of
+from citadel.memory.app_store import Run
 
-Ctx = Context[ServerState, Any]
+Ctx = Context[Core, Any]
 
 TOOL_NAMES = {"assistant": "ask_assistant", "rag": "ask_rag", "workflow": "run_workflow"}
 TOOL_TITLES = {"assistant": "Ask the assistant", "rag": "Ask the researcher (RAG)", "workflow": "Run a workflow"}
@@ -210,7 +211,7 @@ def _resume_request(graph: str, owner: str, thread_id: str, decision: str) -> Ru
     )
 
 
-async def _drive(ctx: Ctx, state: ServerState, request: RunRequest) -> Outcome:
+async def _drive(ctx: Ctx, state: Core, request: RunRequest) -> Outcome:
     """Run, and while the run pauses for approval and the client can be asked, ask and resume."""
     asked = 0
     while True:
@@ -289,7 +290,7 @@ def _answered(ctx: Ctx) -> _Answered | None:
     return _Answered(thread_id=str(remembered["thread_id"]), decision=_decision(answer))
 
 
-async def _resume(ctx: Ctx, state: ServerState, thread_id: str, decision: str | None) -> Outcome:
+async def _resume(ctx: Ctx, state: Core, thread_id: str, decision: str | None) -> Outcome:
     owner = caller(ctx)
     thread = await state.runs.store.get_thread(thread_id, owner.user_id)
     if not thread.graph:
@@ -317,9 +318,7 @@ def _answer(values: dict[str, Any]) -> str | None:
     return None
 
 
-def _shape(
-    state: ServerState, graph: str, thread_id: str, run_id: str | None, values: dict[str, Any]
-) -> dict[str, Any]:
+def _shape(state: Core, graph: str, thread_id: str, run_id: str | None, values: dict[str, Any]) -> dict[str, Any]:
     budget = state.settings.mcp_max_output_chars
     sources = [s for s in values.get("sources") or [] if isinstance(s, dict)]
     results = [r for r in values.get("results") or [] if isinstance(r, dict)]
@@ -350,7 +349,7 @@ def _shape(
     }
 
 
-def _finished(state: ServerState, run: Run, values: dict[str, Any]) -> GraphRun | CallToolResult:
+def _finished(state: Core, run: Run, values: dict[str, Any]) -> GraphRun | CallToolResult:
     assert run.thread_id is not None
     failure = values.get("__error__")
     if isinstance(failure, dict):
@@ -372,7 +371,7 @@ def _finished(state: ServerState, run: Run, values: dict[str, Any]) -> GraphRun 
 
 
 def _awaiting(
-    state: ServerState, graph: str, thread_id: str, run_id: str | None, values: dict[str, Any], pending: Pending
+    state: Core, graph: str, thread_id: str, run_id: str | None, values: dict[str, Any], pending: Pending
 ) -> GraphRun:
     approval = ApprovalNeeded(
         kind=pending.kind,
@@ -465,7 +464,7 @@ def graph_tools(specs: Sequence[GraphSpec]) -> list[Tool]:
     return [graph_tool(spec) for spec in specs]
 
 
-def register(server: MCPServer[ServerState]) -> None:
+def register(server: MCPServer[Core]) -> None:
     server.add_tool(
         resume_thread,
         title="Answer an approval",

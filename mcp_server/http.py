@@ -26,12 +26,12 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from graphs.registry import SPECS
-from graphs.spec import GraphSpec
-from mcp_server.auth import BearerAuth
-from mcp_server.server import create_server
-from mcp_server.state import ServerState
-from runtime.settings import Settings
+from citadel.core.registry import SPECS
+from citadel.core.services import Core
+from citadel.graphs.spec import GraphSpec
+from citadel.mcp_server.auth import BearerAuth
+from citadel.mcp_server.server import create_server
+from citadel.settings import Settings
 
 PATH = "/mcp"
 LOOPBACK_HOSTS = ["127.0.0.1", "127.0.0.1:*", "localhost", "localhost:*", "[::1]", "[::1]:*"]
@@ -62,7 +62,7 @@ class MCPEndpoint:
     """The MCP server as an ASGI app for `/mcp`, its session manager run by the app's lifespan."""
 
     def __init__(self, settings: Settings, *, auth: BearerAuth | None = None, specs: Sequence[GraphSpec] = SPECS):
-        self._state: ServerState | None = None
+        self._state: Core | None = None
         self.server = create_server(settings, self._provide, specs)
         # Builds the session manager with these options (the Starlette app it returns is not used:
         # the route below serves the same session manager inside Citadel's app).
@@ -81,7 +81,7 @@ class MCPEndpoint:
         return Route(PATH, endpoint=self, include_in_schema=False)
 
     @contextlib.asynccontextmanager
-    async def serve(self, state: ServerState) -> AsyncIterator[None]:
+    async def serve(self, state: Core) -> AsyncIterator[None]:
         """Run the MCP session manager over `state` (what the app's lifespan opened)."""
         self._state = state
         try:
@@ -91,7 +91,7 @@ class MCPEndpoint:
             self._state = None
 
     @contextlib.asynccontextmanager
-    async def _provide(self) -> AsyncIterator[ServerState]:
+    async def _provide(self) -> AsyncIterator[Core]:
         if self._state is None:
             raise RuntimeError("MCPEndpoint.serve() provides the state; it was not entered")
         yield self._state

@@ -18,13 +18,14 @@ from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 from mcp.server.mcpserver.prompts.base import Message, UserMessage
 from mcp.types import EmbeddedResource, TextResourceContents
 
-from graphs.spec import GraphSpec
-from mcp_server.graph_tools import tool_name
-from mcp_server.state import ServerState, state_of
-from mcp_server.tools import read_thread
-from tools.errors import CitadelError, NotFound
+from citadel.core.services import Core
+from citadel.errors import CitadelError, NotFound
+from citadel.graphs.spec import GraphSpec
+from citadel.mcp_server.graph_tools import tool_name
+from citadel.mcp_server.state import state_of
+from citadel.mcp_server.tools import read_thread
 
-Ctx = Context[ServerState, Any]
+Ctx = Context[Core, Any]
 JSON = "application/json"
 
 
@@ -38,7 +39,7 @@ def _resource_error(error: CitadelError) -> ResourceError:
     return ResourceError(f"{error.code}: {error.message}")
 
 
-def register(server: MCPServer[ServerState], specs: Sequence[GraphSpec], current: Callable[[], ServerState]) -> None:
+def register(server: MCPServer[Core], specs: Sequence[GraphSpec], current: Callable[[], Core]) -> None:
     """`current` answers the state the server runs with (static resources get no Context)."""
 
     @server.resource(

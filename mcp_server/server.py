@@ -3,7 +3,7 @@ and prompts, over whatever state `provide` opens. Served over stdio (`citadel mc
 streamable HTTP at `/mcp` in the FastAPI app (`http.py`); both speak the handshake-era revisions and
 the stateless 2026-07-28 one.
 
-    server = create_server(settings, lambda: open_state(settings))
+    server = create_server(settings, lambda: open_core(settings))
     async with Client(server) as client:          # in memory, as the tests do
         await client.call_tool("ask_rag", {"messages": [{"role": "user", "content": "..."}]})
 """
@@ -17,11 +17,12 @@ from importlib.metadata import version
 from mcp.server.mcpserver import MCPServer
 from mcp.server.request_state import RequestStateSecurity
 
-from graphs.registry import SPECS
-from graphs.spec import GraphSpec
-from mcp_server import graph_tools, resources, tools
-from mcp_server.state import ServerState, StateProvider
-from runtime.settings import Settings
+from citadel.core.registry import SPECS
+from citadel.core.services import Core
+from citadel.graphs.spec import GraphSpec
+from citadel.mcp_server import graph_tools, resources, tools
+from citadel.mcp_server.state import StateProvider
+from citadel.settings import Settings
 
 NAME = "citadel"
 INSTRUCTIONS = """\
@@ -42,21 +43,19 @@ class _Current:
     resources)."""
 
     def __init__(self) -> None:
-        self.state: ServerState | None = None
+        self.state: Core | None = None
 
-    def __call__(self) -> ServerState:
+    def __call__(self) -> Core:
         if self.state is None:
             raise RuntimeError("the MCP server is not running")
         return self.state
 
 
-def create_server(
-    settings: Settings, provide: StateProvider, specs: Sequence[GraphSpec] = SPECS
-) -> MCPServer[ServerState]:
+def create_server(settings: Settings, provide: StateProvider, specs: Sequence[GraphSpec] = SPECS) -> MCPServer[Core]:
     current = _Current()
 
     @contextlib.asynccontextmanager
-    async def lifespan(_: MCPServer[ServerState]) -> AsyncIterator[ServerState]:
+    async def lifespan(_: MCPServer[Core]) -> AsyncIterator[Core]:
         async with provide() as state:
             current.state = state
             try:
@@ -65,7 +64,7 @@ def create_server(
                 current.state = None
 
     key = settings.mcp_request_state_key
-    server: MCPServer[ServerState] = MCPServer(
+    server: MCPServer[Core] = MCPServer(
         NAME,
         title="Citadel",
         version=version("citadel"),

@@ -2,8 +2,8 @@
 
 stdout carries only the protocol: logs go to stderr, and while it serves the SDK points file
 descriptor 1 at stderr, so nothing a library prints can corrupt the stream. The process opens its
-own services (as `citadel serve` does), so it needs the app tables (`citadel migrate`) and, with the
-embedded vector store, a data directory no server is using.
+own services (as `citadel serve` does; the binding hands `run_stdio` the opener), so it needs the
+app tables (`citadel migrate`) and, with the embedded vector store, a data directory no server is using.
 
 When the client closes stdin the session ends, the lifespan closes every service, and the process
 leaves at once: clients give a server about two seconds before they kill it, and the interpreter's
@@ -16,13 +16,14 @@ import logging
 import os
 import sys
 
-from mcp_server.server import create_server
-from mcp_server.state import open_state
-from runtime.settings import Settings
+from citadel.mcp_server.server import create_server
+from citadel.mcp_server.state import StateProvider
+from citadel.settings import Settings
 
 
-def run_stdio(settings: Settings) -> None:
-    create_server(settings, lambda: open_state(settings)).run("stdio")
+def run_stdio(settings: Settings, open_state: StateProvider) -> None:
+    """Serve until the client closes stdin; `open_state` opens the core for the session."""
+    create_server(settings, open_state).run("stdio")
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()

@@ -14,16 +14,17 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
 
-from mcp_server._bounds import clip, share, shrink
-from mcp_server.auth import caller
-from mcp_server.errors import tool_errors
-from mcp_server.state import ServerState, state_of
-from runtime.wire import to_jsonable
-from tools.errors import InvalidRequest
-from tools.llm_backends import GenerationParams
-from tools.vector_store import Document
+from citadel.core.services import Core
+from citadel.core.wire import to_jsonable
+from citadel.errors import InvalidRequest
+from citadel.mcp_server._bounds import clip, share, shrink
+from citadel.mcp_server.auth import caller
+from citadel.mcp_server.errors import tool_errors
+from citadel.mcp_server.state import state_of
+from citadel.tools.llm_backends import GenerationParams
+from citadel.tools.vector_store import Document
 
-Ctx = Context[ServerState, Any]
+Ctx = Context[Core, Any]
 
 MAX_EMBED_TEXTS = 64
 MAX_DOCUMENTS = 500
@@ -418,7 +419,7 @@ def _annotations(title: str, *, read_only: bool, destructive: bool = False, idem
     )
 
 
-def register(server: MCPServer[ServerState]) -> None:
+def register(server: MCPServer[Core]) -> None:
     server.add_tool(
         embed_texts, title="Embed texts", annotations=_annotations("Embed texts", read_only=True, idempotent=True)
     )

@@ -16,8 +16,8 @@ from sqlalchemy import ColumnElement, and_, delete, func, insert, or_, select, u
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from memory.schema import runs, threads
-from tools.errors import Conflict, NotFound
+from citadel.errors import Conflict, NotFound
+from citadel.memory.schema import runs, threads
 
 ThreadStatus = Literal["idle", "busy", "interrupted", "error"]
 RunStatus = Literal["pending", "running", "success", "error", "interrupted", "cancelled", "timeout"]

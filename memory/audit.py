@@ -18,8 +18,8 @@ from sqlalchemy import and_, delete, insert, select, true
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from memory.app_store import now
-from memory.schema import audit
+from citadel.memory.app_store import now
+from citadel.memory.schema import audit
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from runtime.settings import Settings
+from citadel.settings import Settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 

@@ -22,15 +22,14 @@ from typing import Any
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
-from langgraph.store.base import BaseStore
+from langgraph.store.base import BaseStore, IndexConfig
 from langgraph.store.postgres.aio import AsyncPostgresStore
 from langgraph.store.sqlite.aio import AsyncSqliteStore
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from memory.database import redact_url
-from runtime.settings import Settings
-from tools.embeddings import EmbeddingService
+from citadel.memory.database import redact_url
+from citadel.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -44,20 +43,11 @@ class Persistence:
     where: str
 
 
-def _index(embeddings: EmbeddingService) -> dict[str, Any]:
-    model = embeddings.model(None)
-
-    async def embed(texts: list[str]) -> list[list[float]]:
-        fitted = [embeddings.truncate(t, model) or " " for t in texts]
-        return (await embeddings.embed(fitted, model.name)).vectors.tolist()  # type: ignore[no-any-return]
-
-    return {"dims": model.dims, "embed": embed, "fields": ["text"]}
-
-
 @contextlib.asynccontextmanager
-async def open_persistence(settings: Settings, embeddings: EmbeddingService) -> AsyncIterator[Persistence]:
+async def open_persistence(settings: Settings, index: IndexConfig) -> AsyncIterator[Persistence]:
+    """`index` embeds memories for search by meaning, where the backend can index them."""
     if settings.database_url:
-        async with _postgres(settings, settings.database_url, embeddings) as persistence:
+        async with _postgres(settings, settings.database_url, index) as persistence:
             yield persistence
         return
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -67,10 +57,9 @@ async def open_persistence(settings: Settings, embeddings: EmbeddingService) -> 
     indexed = hasattr(sqlite3.Connection, "enable_load_extension")
     if not indexed:
         log.info("this Python's sqlite3 cannot load extensions: long-term memories are stored without a vector index")
-    index = _index(embeddings) if indexed else None
     async with (
         AsyncSqliteSaver.from_conn_string(checkpoints) as saver,
-        AsyncSqliteStore.from_conn_string(memories, index=index) as store,  # type: ignore[arg-type]
+        AsyncSqliteStore.from_conn_string(memories, index=index if indexed else None) as store,  # type: ignore[arg-type]
     ):
         await saver.setup()
         await store.setup()
@@ -78,7 +67,7 @@ async def open_persistence(settings: Settings, embeddings: EmbeddingService) -> 
 
 
 @contextlib.asynccontextmanager
-async def _postgres(settings: Settings, url: str, embeddings: EmbeddingService) -> AsyncIterator[Persistence]:
+async def _postgres(settings: Settings, url: str, index: IndexConfig) -> AsyncIterator[Persistence]:
     pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
         conninfo=url,
         min_size=settings.database_pool_min,
@@ -103,7 +92,7 @@ async def _postgres(settings: Settings, url: str, embeddings: EmbeddingService) 
         if not indexed:
             log.info("pgvector is not available: long-term memories are stored without a vector index")
         saver = AsyncPostgresSaver(pool)  # type: ignore[arg-type]
-        store = AsyncPostgresStore(pool, index=_index(embeddings) if indexed else None)  # type: ignore[arg-type]
+        store = AsyncPostgresStore(pool, index=index if indexed else None)  # type: ignore[arg-type]
         await saver.setup()
         await store.setup()
         yield Persistence(checkpointer=saver, store=store, indexed=indexed, where="postgresql")

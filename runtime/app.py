@@ -1,5 +1,6 @@
-"""The FastAPI app factory. Its lifespan opens every client and model (`open_services`) and closes
-them on shutdown; handlers receive them as typed state."""
+"""The FastAPI app factory: the one place the faces meet. Its lifespan opens the core (`open_core`)
+and closes it on shutdown; handlers receive its parts as typed state. The request pipeline (metrics,
+rate limits, auth, audit, body limit, CORS) wraps every face alike."""
 
 from __future__ import annotations
 
@@ -12,28 +13,18 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mcp_server.http import MCPEndpoint
-from mcp_server.state import ServerState
-from memory.audit import AuditLog
-from runtime import (
-    admin_api,
-    assistants_api,
-    collections_api,
-    health,
-    metrics,
-    openai_api,
-    runs_api,
-    threads_api,
-    voice_api,
-    workflows_api,
-)
-from runtime.auth import AuthMiddleware
-from runtime.core import open_core
-from runtime.http_errors import install_error_handlers
-from runtime.rate_limits import RateLimiter, RateLimitMiddleware
-from runtime.request_audit import AuditMiddleware, BodyLimitMiddleware
-from runtime.settings import Settings
-from ui_bridge import routes as agui_routes
+from citadel import metrics
+from citadel.agents.voice import routes as voice_routes
+from citadel.mcp_server.http import MCPEndpoint
+from citadel.memory.audit import AuditLog
+from citadel.rest_api import routes as rest_routes
+from citadel.runtime.auth import AuthMiddleware
+from citadel.runtime.core import open_core
+from citadel.runtime.http_errors import install_error_handlers
+from citadel.runtime.rate_limits import RateLimiter, RateLimitMiddleware
+from citadel.runtime.request_audit import AuditMiddleware, BodyLimitMiddleware
+from citadel.settings import Settings
+from citadel.ui_bridge import routes as agui_routes
 
 
 class MetricsMiddleware:
@@ -77,7 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await audit.start()
             limiter = RateLimiter(settings)
             try:
-                async with mcp_endpoint.serve(ServerState(services, registry, runs)):  # runs the MCP session manager
+                async with mcp_endpoint.serve(core):  # runs the MCP session manager
                     yield {"services": services, "registry": registry, "runs": runs, "audit": audit, "limiter": limiter}
             finally:
                 await runs.aclose()
@@ -104,15 +95,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_headers=["*"],
         expose_headers=["Content-Location", "X-Citadel-Backend", "X-Citadel-Model", "X-Citadel-Route"],
     )
-    app.include_router(admin_api.router)
-    app.include_router(health.router)
-    app.include_router(openai_api.router)
-    app.include_router(collections_api.router)
-    app.include_router(assistants_api.router)
-    app.include_router(threads_api.router)
-    app.include_router(runs_api.router)
-    app.include_router(workflows_api.router)
-    app.include_router(voice_api.router)  # voice face: POST /voice/token (agents/voice)
+    app.include_router(rest_routes.router)  # REST face (rest_api)
+    app.include_router(voice_routes.router)  # voice face: POST /voice/token (agents/voice)
     app.include_router(agui_routes.router)  # AG-UI face (ui_bridge)
     app.router.routes.insert(0, mcp_endpoint.route())  # MCP face (mcp_server), matched before the REST routes
     return app

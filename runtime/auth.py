@@ -31,8 +31,8 @@ from clerk_backend_api.security.verifytoken import verify_token_async
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from runtime.identity import LOCAL, Identity, Role
-from runtime.settings import Settings
+from citadel.core.identity import LOCAL, Identity, Role
+from citadel.settings import Settings
 
 log = logging.getLogger(__name__)
 

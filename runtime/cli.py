@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 from pathlib import Path
 from typing import Annotated, Any
@@ -14,9 +15,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from runtime.logging_setup import configure_logging
-from runtime.settings import Settings
-from tools.errors import CitadelError
+from citadel.errors import CitadelError
+from citadel.runtime.logging_setup import configure_logging
+from citadel.settings import Settings
 
 app = typer.Typer(help="Citadel agent runtime.", no_args_is_help=True, add_completion=False)
 console = Console(stderr=True)
@@ -51,11 +52,11 @@ def serve(
         raise typer.Exit(2)
     if reload:
         uvicorn.run(
-            "runtime.app:create_app", factory=True, host=settings.host, port=settings.port, reload=True,
+            "citadel.runtime.app:create_app", factory=True, host=settings.host, port=settings.port, reload=True,
             log_level=settings.log_level,
         )  # fmt: skip
         return
-    from runtime.app import create_app
+    from citadel.runtime.app import create_app
 
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level)
 
@@ -78,7 +79,7 @@ def ingest(
     server: Annotated[str | None, typer.Option(help="Send to a running Citadel at this URL instead.")] = None,
 ) -> None:
     """Embed documents into a collection, with a progress bar."""
-    from tools.ingest import count_documents
+    from citadel.tools.ingest import count_documents
 
     settings = load_settings()
     total = count_documents(paths)
@@ -113,9 +114,9 @@ def ingest(
 
 
 async def _ingest_local(settings, server, paths, collection, model, batch_size, advance):  # type: ignore[no-untyped-def]
-    from runtime.services import open_services
-    from tools.ingest import ingest as run_ingest
-    from tools.ingest import read_documents
+    from citadel.runtime.services import open_services
+    from citadel.tools.ingest import ingest as run_ingest
+    from citadel.tools.ingest import read_documents
 
     async with open_services(settings, llm=False) as services:
         await services.vectors.create_collection(collection, model)
@@ -125,7 +126,7 @@ async def _ingest_local(settings, server, paths, collection, model, batch_size, 
 
 
 async def _ingest_remote(settings, server, paths, collection, model, batch_size, advance):  # type: ignore[no-untyped-def]
-    from tools.ingest import batched, read_documents
+    from citadel.tools.ingest import batched, read_documents
 
     docs = chunks = 0
     async with httpx.AsyncClient(base_url=server, timeout=300) as client:
@@ -154,8 +155,8 @@ def _raise_for(response: httpx.Response) -> None:
 @app.command()
 def migrate() -> None:
     """Create or upgrade the app database's tables (PostgreSQL, or SQLite in the data directory)."""
-    from memory.database import create_engine, redact_url, sqlalchemy_url
-    from memory.database import migrate as run_migrations
+    from citadel.memory.database import create_engine, redact_url, sqlalchemy_url
+    from citadel.memory.database import migrate as run_migrations
 
     settings = load_settings()
 
@@ -183,8 +184,8 @@ def audit_prune(
     days: Annotated[int | None, typer.Option(min=1, help="Keep this many days (CITADEL_AUDIT_RETENTION_DAYS).")] = None,
 ) -> None:
     """Delete audit records older than the retention period."""
-    from memory.audit import AuditLog
-    from memory.database import create_engine
+    from citadel.memory.audit import AuditLog
+    from citadel.memory.database import create_engine
 
     settings = load_settings()
     keep = days or settings.audit_retention_days
@@ -203,9 +204,11 @@ def audit_prune(
 @app.command("mcp")
 def mcp_stdio() -> None:
     """Serve Citadel's tools and graphs over MCP on stdin/stdout (for desktop clients); logs go to stderr."""
-    from mcp_server.stdio import run_stdio
+    from citadel.mcp_server.stdio import run_stdio
+    from citadel.runtime.core import open_core
 
-    run_stdio(load_settings())
+    settings = load_settings()
+    run_stdio(settings, lambda: open_core(settings))
 
 
 @app.command()
@@ -214,7 +217,7 @@ def models() -> None:
     settings = load_settings()
 
     async def report() -> None:
-        from runtime.services import open_services
+        from citadel.runtime.services import open_services
 
         async with open_services(settings) as services:
             table = Table(title="Embedding models")
@@ -244,6 +247,30 @@ def models() -> None:
     asyncio.run(report())
 
 
+# --- evals (citadel.evals) ---------------------------------------------------------------------------
+eval_app = typer.Typer(help="Measure Citadel: routing accuracy and retrieval quality.", no_args_is_help=True)
+app.add_typer(eval_app, name="eval")
+PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+
+@eval_app.command("routing", context_settings=PASS_THROUGH, add_help_option=False)
+def eval_routing(ctx: typer.Context) -> None:
+    """Routing accuracy of the assistant's supervisor on a labelled set (`--help` for its options)."""
+    from citadel.evals import routing
+    from citadel.runtime.services import open_services
+
+    raise typer.Exit(routing.main(ctx.args, open_services))
+
+
+@eval_app.command("scifact", context_settings=PASS_THROUGH, add_help_option=False)
+def eval_scifact(ctx: typer.Context) -> None:
+    """Retrieval quality (nDCG@10, Recall@10) on SciFact with the embedded model (`--help` for its options)."""
+    from citadel.evals import scifact
+    from citadel.runtime.services import open_services
+
+    raise typer.Exit(scifact.main(ctx.args, open_services))
+
+
 # --- voice (agents/voice; the voice extra) ---------------------------------------------------------
 voice_app = typer.Typer(help="The LiveKit voice worker (livekit-agents' `dev` / `start`).", no_args_is_help=True)
 app.add_typer(voice_app, name="voice")
@@ -257,11 +284,17 @@ LiveKitSecret = Annotated[
 def _voice_worker(dev: bool, url: str | None, api_key: str | None, api_secret: str | None) -> None:
     settings = load_settings(livekit_url=url, livekit_api_key=api_key, livekit_api_secret=api_secret)
     try:
-        from agents.voice.worker import run_worker
+        from citadel.agents.voice._extra import ensure_voice_extra
+
+        ensure_voice_extra()  # says what to install, instead of a bare ModuleNotFoundError
+        from citadel.agents.voice.worker import run_worker
+        from citadel.runtime.core import open_core
     except ImportError as error:
         console.print(f"[red]error[/red]: {error}")
         raise typer.Exit(1) from error
-    run_worker(settings, dev=dev, log_level="debug" if dev else settings.log_level)
+    # Each job process opens the core itself (LiveKit pickles the opener into it), without recovery.
+    job_core = functools.partial(open_core, recovery=False)
+    run_worker(settings, job_core, dev=dev, log_level="debug" if dev else settings.log_level)
 
 
 @voice_app.command("dev")

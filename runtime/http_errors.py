@@ -12,13 +12,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from tools.errors import CitadelError, Unavailable
+from citadel.errors import CitadelError, Unavailable, error_body
 
 log = logging.getLogger(__name__)
-
-
-def error_body(message: str, kind: str, code: str | None = None, param: str | None = None) -> dict[str, object]:
-    return {"error": {"message": message, "type": kind, "code": code, "param": param}}
 
 
 def _location(loc: tuple[object, ...]) -> str:

@@ -19,7 +19,7 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from runtime.settings import Settings
+from citadel.settings import Settings
 
 log = logging.getLogger(__name__)
 

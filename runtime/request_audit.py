@@ -10,8 +10,8 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from memory.app_store import now
-from memory.audit import AuditLog, AuditRecord
+from citadel.memory.app_store import now
+from citadel.memory.audit import AuditLog, AuditRecord
 
 UNAUDITED = ("/health", "/metrics")
 

@@ -1,51 +1,53 @@
 """Every long-lived client and model Citadel uses, opened together and closed together.
 
 `open_services(settings)` is the one place resources are built: the HTTP app's lifespan uses it,
-and so do the CLI commands that work without a server (`citadel ingest`, `citadel models`).
+and so do the CLI commands that work without a server (`citadel ingest`, `citadel models`). What it
+yields is the core's `Services` value, which the faces receive.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Sequence
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
+from langgraph.store.base import IndexConfig
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from memory.app_store import AppStore
-from memory.cache import ByteCache, MemoryCache, RedisCache
-from memory.database import check_schema, create_engine, ping, redact_url
-from memory.persistence import Persistence, open_persistence
-from runtime.settings import Settings
-from tools.embedded_chat import EmbeddedLLM
-from tools.embeddings import EmbeddingService
-from tools.llm_backends import ChatBackend, EmbeddedBackend, OllamaBackend
-from tools.llm_router import LLMRouter
-from tools.semantic_router import SemanticRouter, load_routes
-from tools.vector_store import VectorStore
+from citadel.core.services import Services
+from citadel.memory.app_store import AppStore
+from citadel.memory.cache import ByteCache, MemoryCache, RedisCache
+from citadel.memory.database import check_schema, create_engine, ping, redact_url
+from citadel.memory.persistence import open_persistence
+from citadel.settings import Settings
+from citadel.tools.embedded_chat import EmbeddedLLM
+from citadel.tools.embeddings import EmbeddingService
+from citadel.tools.llm_backends import ChatBackend, EmbeddedBackend, OllamaBackend
+from citadel.tools.llm_router import LLMRouter
+from citadel.tools.semantic_router import SemanticRouter, load_routes
+from citadel.tools.vector_store import VectorStore
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class Services:
-    settings: Settings
-    cache: ByteCache
-    embeddings: EmbeddingService
-    vectors: VectorStore
-    llm: LLMRouter
-    engine: AsyncEngine | None
-    """The app database (threads, runs); None for commands that need no state."""
-    app_store: AppStore | None
-    persistence: Persistence | None
+def memory_index(embeddings: EmbeddingService) -> IndexConfig:
+    """The long-term store's index: memories embedded with the default model (texts fitted to it)."""
+    model = embeddings.model(None)
+
+    async def embed(texts: Sequence[str]) -> list[list[float]]:
+        fitted = [embeddings.truncate(t, model) or " " for t in texts]
+        vectors: Any = (await embeddings.embed(fitted, model.name)).vectors
+        return vectors.tolist()  # type: ignore[no-any-return]
+
+    return {"dims": model.dims, "embed": embed, "fields": ["text"]}
 
 
 def default_routes_file() -> Path:
-    return Path(str(resources.files("tools").joinpath("llm_routes.json")))
+    return Path(str(resources.files("citadel.tools").joinpath("llm_routes.json")))
 
 
 @contextlib.asynccontextmanager
@@ -77,7 +79,7 @@ async def open_services(settings: Settings, *, llm: bool = True, state: bool = F
             stack.push_async_callback(engine.dispose)
             await _check_database(settings, engine)
             app_store = AppStore(engine)
-            persistence = await stack.enter_async_context(open_persistence(settings, embeddings))
+            persistence = await stack.enter_async_context(open_persistence(settings, memory_index(embeddings)))
 
         router = await _open_router(settings, embeddings) if llm else None
         if router is not None:

@@ -10,15 +10,21 @@ import asyncio
 import os
 import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse, urlsplit, urlunsplit
 
 import asyncpg
 import pytest
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.store.memory import InMemoryStore
 
-from runtime.settings import Settings
+from citadel.agents.deps import AgentDeps
+from citadel.core.registry import GraphRegistry, build_registry
+from citadel.core.services import Services
+from citadel.runtime.services import open_services
+from citadel.settings import Settings
 from tests.live_server import LiveServer
 
 DATABASE_URL = os.environ.get("CITADEL_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -94,3 +100,21 @@ def live_server(settings: Settings) -> Iterator[LiveServer]:
     """The whole app on embedded defaults, served over real HTTP."""
     with LiveServer.start(settings) as server:
         yield server
+
+
+@pytest.fixture
+async def services(make_settings: Any) -> AsyncIterator[Services]:
+    """Real services on the embedded defaults, with short answers to keep the tiny model quick."""
+    async with open_services(make_settings(llm_max_tokens=32), state=False) as opened:
+        yield opened
+
+
+@pytest.fixture
+def deps(services: Services) -> AgentDeps:
+    return services.agent_deps()
+
+
+@pytest.fixture
+def registry(deps: AgentDeps) -> GraphRegistry:
+    """The built-in graphs on these services, with in-memory persistence."""
+    return build_registry(deps, InMemorySaver(), InMemoryStore())

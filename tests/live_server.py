@@ -12,9 +12,9 @@ import httpx
 import openai
 import uvicorn
 
-from memory.database import create_engine, migrate
-from runtime.app import create_app
-from runtime.settings import Settings
+from citadel.memory.database import create_engine, migrate
+from citadel.runtime.app import create_app
+from citadel.settings import Settings
 
 
 async def migrate_database(settings: Settings) -> None:

@@ -8,10 +8,10 @@ part of Ollama's API that Citadel uses:
 
 - `GET /api/version`, `GET /api/tags` (the models, in Ollama's shape; names get the `:latest` tag);
 - `POST /api/embed` (`model`, `input` text or list, `truncate`, `dimensions`, `options`,
-  `keep_alive`): unit vectors from the embedded all-MiniLM-L6-v2 (`tools.minilm.MiniLM`);
+  `keep_alive`): unit vectors from the embedded all-MiniLM-L6-v2 (`citadel.tools.minilm.MiniLM`);
 - `POST /api/chat` (`model`, `messages`, `stream` (default true), `options` num_predict /
   temperature / top_p / stop, `keep_alive`, `format`, `think`, `tools`): answered by the embedded
-  SmolLM2 (`tools.embedded_chat.EmbeddedLLM`), whatever the chat model's name: every name given
+  SmolLM2 (`citadel.tools.embedded_chat.EmbeddedLLM`), whatever the chat model's name: every name given
   with `--chat-models` is an alias for it. A stream is newline-delimited JSON, one object per token,
   then a final object with `"done": true`, `done_reason` and the timings.
 An unknown model is a 404 `{"error": "model \\"x\\" not found, try pulling it first"}`, as in Ollama.
@@ -58,9 +58,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from tools.embedded_chat import EmbeddedLLM, bundled_model_path
-from tools.errors import CitadelError
-from tools.minilm import MAX_TOKENS, MiniLM, model_files
+from citadel.errors import CitadelError
+from citadel.tools.embedded_chat import EmbeddedLLM, bundled_model_path
+from citadel.tools.minilm import MAX_TOKENS, MiniLM, model_files
 
 OLLAMA_VERSION = "0.12.6"
 """The Ollama release whose documented API this double follows."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from runtime import metrics
+from citadel import metrics
 
 EmbedBatch = Callable[[list[str]], Awaitable[np.ndarray]]
 

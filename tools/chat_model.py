@@ -21,8 +21,8 @@ from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from pydantic import ConfigDict
 
-from tools.llm_backends import GenerationParams
-from tools.llm_router import LLMRouter, RouteDecision
+from citadel.tools.llm_backends import GenerationParams
+from citadel.tools.llm_router import LLMRouter, RouteDecision
 
 ROUTE_METADATA = "citadel_route"
 

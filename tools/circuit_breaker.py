@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from runtime import metrics
+from citadel import metrics
 
 log = logging.getLogger(__name__)
 

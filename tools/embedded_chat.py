@@ -16,7 +16,7 @@ from typing import Any
 
 from langchain_core.messages import AIMessageChunk, BaseMessage
 
-from tools.errors import BackendError, InvalidRequest
+from citadel.errors import BackendError, InvalidRequest
 
 MODEL_NAME = "smollm2"
 _SENTINEL = object()

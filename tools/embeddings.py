@@ -21,14 +21,14 @@ import numpy as np
 from langchain_ollama import OllamaEmbeddings
 from ollama import ResponseError
 
-from memory.cache import ByteCache
-from runtime import metrics
-from runtime.settings import Settings
-from tools.batching import EmbedBatch, MicroBatcher
-from tools.circuit_breaker import CircuitBreaker, State, export_state
-from tools.embedding_models import EMBEDDING_MODELS, EmbeddingModel
-from tools.errors import BackendError, InvalidRequest, NotFound, Unavailable
-from tools.minilm import MiniLM
+from citadel import metrics
+from citadel.errors import BackendError, InvalidRequest, NotFound, Unavailable
+from citadel.memory.cache import ByteCache
+from citadel.settings import Settings
+from citadel.tools.batching import EmbedBatch, MicroBatcher
+from citadel.tools.circuit_breaker import CircuitBreaker, State, export_state
+from citadel.tools.embedding_models import EMBEDDING_MODELS, EmbeddingModel
+from citadel.tools.minilm import MiniLM
 
 log = logging.getLogger(__name__)
 

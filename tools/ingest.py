@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 from pathlib import Path
 
-from tools.errors import InvalidRequest
-from tools.vector_store import Document, VectorStore
+from citadel.errors import InvalidRequest
+from citadel.tools.vector_store import Document, VectorStore
 
 TEXT_SUFFIXES = {".txt", ".md", ".markdown", ".rst"}
 

@@ -18,9 +18,9 @@ from langchain_core.messages import AIMessageChunk, BaseMessage
 from langchain_ollama import ChatOllama
 from ollama import ResponseError
 
-from runtime.settings import LLMServer
-from tools.embedded_chat import MODEL_NAME, EmbeddedLLM
-from tools.errors import BackendError, InvalidRequest
+from citadel.errors import BackendError, InvalidRequest
+from citadel.settings import LLMServer
+from citadel.tools.embedded_chat import MODEL_NAME, EmbeddedLLM
 
 
 @dataclass(frozen=True)

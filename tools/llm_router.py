@@ -24,12 +24,12 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
-from runtime import metrics
-from runtime.settings import Settings
-from tools.circuit_breaker import CircuitBreaker, State, export_state
-from tools.errors import BackendError, InvalidRequest, NotFound, Unavailable
-from tools.llm_backends import ChatBackend, GenerationParams
-from tools.semantic_router import SemanticRouter
+from citadel import metrics
+from citadel.errors import BackendError, InvalidRequest, NotFound, Unavailable
+from citadel.settings import Settings
+from citadel.tools.circuit_breaker import CircuitBreaker, State, export_state
+from citadel.tools.llm_backends import ChatBackend, GenerationParams
+from citadel.tools.semantic_router import SemanticRouter
 
 log = logging.getLogger(__name__)
 

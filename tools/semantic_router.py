@@ -19,7 +19,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, Field, TypeAdapter
 
-from tools.embeddings import EmbeddingService
+from citadel.tools.embeddings import EmbeddingService
 
 
 class Route(BaseModel):

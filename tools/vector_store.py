@@ -18,10 +18,10 @@ from typing import Any
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 from qdrant_client import AsyncQdrantClient, models
 
-from runtime.settings import Settings
-from tools.embedding_models import EMBEDDING_MODELS, EmbeddingModel
-from tools.embeddings import EmbeddingService
-from tools.errors import Conflict, InvalidRequest, NotFound
+from citadel.errors import Conflict, InvalidRequest, NotFound
+from citadel.settings import Settings
+from citadel.tools.embedding_models import EMBEDDING_MODELS, EmbeddingModel
+from citadel.tools.embeddings import EmbeddingService
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _POINT_NAMESPACE = uuid.UUID("6f1d3f0e-4d8a-4b8e-9a57-3c1e2d7b9c10")

@@ -45,12 +45,12 @@ from copilotkit import LangGraphAGUIAgent
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.runnables import RunnableConfig
 
-from agents.tags import INTERNAL
-from graphs.spec import GraphSpec
-from tools.chat_model import ROUTE_METADATA
-from ui_bridge.plan import CONVERSATION_ROLES, RunPlan, conversation, forwarded
-from ui_bridge.run_graph import RunGraph
-from ui_bridge.ui_state import ToolCard, node_cards, state_cards, ui_keys, ui_state
+from citadel.agents.tags import INTERNAL
+from citadel.graphs.spec import GraphSpec
+from citadel.tools.chat_model import ROUTE_METADATA
+from citadel.ui_bridge.plan import CONVERSATION_ROLES, RunPlan, conversation, forwarded
+from citadel.ui_bridge.run_graph import RunGraph
+from citadel.ui_bridge.ui_state import ToolCard, node_cards, state_cards, ui_keys, ui_state
 
 CHAT_EVENTS = {"on_chat_model_start", "on_chat_model_stream", "on_chat_model_end"}
 FLUSH_BEFORE = {

@@ -19,9 +19,9 @@ from typing import Any, Literal
 from ag_ui.core import RunAgentInput
 from ag_ui_langgraph.utils import agui_messages_to_langchain
 
-from graphs.spec import GraphSpec
-from ui_bridge.run_graph import message_input
-from ui_bridge.ui_state import is_synthetic
+from citadel.graphs.spec import GraphSpec
+from citadel.ui_bridge.run_graph import message_input
+from citadel.ui_bridge.ui_state import is_synthetic
 
 CONVERSATION_ROLES = {"user", "assistant", "tool"}
 

@@ -17,16 +17,16 @@ from ag_ui.core import RunAgentInput
 from fastapi import APIRouter, Request
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from graphs.registry import GraphRegistry, RegisteredGraph
-from memory.app_store import AppStore, Thread
-from runtime.dependencies import RegistryDep, RunsDep, ServicesDep
-from runtime.identity import Identity, IdentityDep
-from tools.errors import Conflict, NotFound
-from ui_bridge.agent import make_agent
-from ui_bridge.plan import forwarded, plan_run
-from ui_bridge.run_graph import RunGraph
-from ui_bridge.stream import LeanStream, encode
-from ui_bridge.ui_state import ui_keys
+from citadel.core.dependencies import RegistryDep, RunsDep, ServicesDep
+from citadel.core.identity import Identity, IdentityDep
+from citadel.core.registry import GraphRegistry, RegisteredGraph
+from citadel.errors import Conflict, NotFound
+from citadel.memory.app_store import AppStore, Thread
+from citadel.ui_bridge.agent import make_agent
+from citadel.ui_bridge.plan import forwarded, plan_run
+from citadel.ui_bridge.run_graph import RunGraph
+from citadel.ui_bridge.stream import LeanStream, encode
+from citadel.ui_bridge.ui_state import ui_keys
 
 router = APIRouter(tags=["ag-ui"])
 SSE_HEADERS = {"Cache-Control": "no-cache, no-transform", "X-Accel-Buffering": "no"}

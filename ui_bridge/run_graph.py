@@ -31,10 +31,10 @@ from langchain_core.messages import (
 from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command
 
-from graphs.registry import RegisteredGraph
-from memory.app_store import Run
-from runtime.run_manager import RunManager, RunRequest
-from tools.errors import CitadelError
+from citadel.core.registry import RegisteredGraph
+from citadel.core.runs import RunManager, RunRequest
+from citadel.errors import CitadelError
+from citadel.memory.app_store import Run
 
 _MESSAGE_TYPES: dict[str, type[BaseMessage]] = {
     "ai": AIMessage,

@@ -33,8 +33,8 @@ from ag_ui.core import (
     ToolMessage,
 )
 
-from graphs.spec import GraphSpec
-from runtime.wire import to_jsonable
+from citadel.core.wire import to_jsonable
+from citadel.graphs.spec import GraphSpec
 
 SYNTHETIC = "citadel-ui-"
 """Prefix of the ids of display-only messages (tool-call cards)."""

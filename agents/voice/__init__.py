@@ -6,12 +6,8 @@
   face, speaking only the answer;
 - `stt.py`, `tts.py`: the embedded speech plugins (Whisper-base via faster-whisper, espeak-ng), the
   default when no hosted provider is configured (`plugins.py` chooses);
-- `token.py`: LiveKit access tokens for `POST /voice/token` (`runtime/voice_api.py`).
+- `token.py`: LiveKit access tokens; `routes.py`: `POST /voice/token`, mounted by the app factory.
 
-All of it needs the `voice` extra; importing this package without it raises an ImportError that
-says what to install. The core (and the HTTP server) imports nothing from here until used.
+All of it but `routes.py` needs the `voice` extra: the worker raises an ImportError that says what
+to install, and without it `POST /voice/token` answers 501 saying the same.
 """
-
-from agents.voice._extra import ensure_voice_extra
-
-ensure_voice_extra()

@@ -14,12 +14,12 @@ from typing import Any
 from livekit.agents import Agent, AgentSession, ConversationItemAddedEvent, UserStateChangedEvent, llm
 from livekit.agents.voice.turn import TurnHandlingOptions
 
-from agents.voice import metrics
-from agents.voice.conversation import Conversation, approval_question
-from agents.voice.llm import LLM
-from agents.voice.plugins import SpeechPlugins
-from runtime.run_manager import RunManager
-from runtime.settings import Settings
+from citadel.agents.voice import metrics
+from citadel.agents.voice.conversation import Conversation, approval_question
+from citadel.agents.voice.llm import LLM
+from citadel.agents.voice.plugins import SpeechPlugins
+from citadel.core.runs import RunManager
+from citadel.settings import Settings
 
 INSTRUCTIONS = (
     "You are Citadel's voice. Answers come from the Citadel graph this session talks to; "

@@ -16,8 +16,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from runtime.run_manager import RunManager
-from tools.errors import NotFound
+from citadel.core.runs import RunManager
+from citadel.errors import NotFound
 
 METADATA_KEY = "citadel"
 SOURCE = "voice"

@@ -34,11 +34,11 @@ from livekit.agents import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions, llm, 
 from livekit.agents.llm import ToolChoice
 from livekit.agents.types import NOT_GIVEN, NotGivenOr
 
-from agents.tags import INTERNAL
-from agents.voice import metrics
-from agents.voice.conversation import Conversation, approval_question, spoken_decision
-from runtime.run_manager import RunManager, RunRequest
-from tools.errors import CitadelError, Conflict
+from citadel.agents.tags import INTERNAL
+from citadel.agents.voice import metrics
+from citadel.agents.voice.conversation import Conversation, approval_question, spoken_decision
+from citadel.core.runs import RunManager, RunRequest
+from citadel.errors import CitadelError, Conflict
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Voice metrics (Prometheus, beside `runtime/metrics.py`'s): turn latency in its stages, replies the
+"""Voice metrics (Prometheus, beside `citadel.metrics`): turn latency in its stages, replies the
 user interrupted, turns by outcome, sessions in progress.
 
 A turn's stages: the user stops speaking → the graph's first spoken token → the first audio out.

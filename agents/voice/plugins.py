@@ -25,8 +25,8 @@ from typing import Any
 
 from livekit.agents import stt, tts, vad
 
-from agents.voice._extra import require
-from runtime.settings import Settings
+from citadel.agents.voice._extra import require
+from citadel.settings import Settings
 
 EMBEDDED = "citadel"
 STT_PLUGINS = ("deepgram", "openai", "assemblyai", "groq", "google", "azure")
@@ -65,7 +65,7 @@ def _plugin(name: str, kind: str, known: tuple[str, ...]) -> Any:
 def make_stt(settings: Settings) -> stt.STT | str:
     choice = settings.voice_stt
     if choice == EMBEDDED:
-        from agents.voice.stt import STT
+        from citadel.agents.voice.stt import STT
 
         return STT(cache_dir=settings.voice_model_dir, language=settings.voice_language)
     if "/" in choice:
@@ -80,7 +80,7 @@ def make_stt(settings: Settings) -> stt.STT | str:
 def make_tts(settings: Settings) -> tts.TTS | str:
     choice = settings.voice_tts
     if choice == EMBEDDED:
-        from agents.voice.tts import TTS
+        from citadel.agents.voice.tts import TTS
 
         return TTS(voice=settings.voice_tts_voice or ESPEAK_VOICE, words_per_minute=ESPEAK_WORDS_PER_MINUTE)
     if "/" in choice:

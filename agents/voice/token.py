@@ -15,9 +15,9 @@ from datetime import UTC, datetime, timedelta
 
 from livekit import api
 
-from agents.voice.conversation import participant_metadata
-from runtime.settings import Settings
-from tools.errors import CitadelError
+from citadel.agents.voice.conversation import participant_metadata
+from citadel.errors import CitadelError
+from citadel.settings import Settings
 
 
 class VoiceNotConfigured(CitadelError):

@@ -19,23 +19,20 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from livekit.agents import AgentServer, JobContext, JobProcess, room_io
 
-from agents.deps import AgentDeps
-from agents.voice import metrics
-from agents.voice.agent import build_session
-from agents.voice.conversation import caller_from_participant, open_conversation
-from agents.voice.plugins import load_vad, speech_plugins
-from agents.voice.stt import STT as WhisperSTT
-from agents.voice.stt import model_dir
-from graphs.registry import GraphRegistry, build_registry
-from runtime.run_manager import RunManager
-from runtime.services import Services, open_services
-from runtime.settings import Settings
+from citadel.agents.voice import metrics
+from citadel.agents.voice.agent import build_session
+from citadel.agents.voice.conversation import caller_from_participant, open_conversation
+from citadel.agents.voice.plugins import load_vad, speech_plugins
+from citadel.agents.voice.stt import STT as WhisperSTT
+from citadel.agents.voice.stt import model_dir
+from citadel.core.services import Core
+from citadel.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -44,30 +41,9 @@ PROCESS_START_SECONDS = 120.0
 """A job process loads Silero and assembles the Whisper model on its first start."""
 
 
-@dataclass
-class VoiceRuntime:
-    services: Services
-    registry: GraphRegistry
-    runs: RunManager
-
-
-@contextlib.asynccontextmanager
-async def open_voice_runtime(settings: Settings) -> AsyncIterator[VoiceRuntime]:
-    """Citadel's services, graphs and run manager for one job, closed when it ends.
-
-    No recovery loop: a voice job runs its own turns, and leaves runs abandoned elsewhere to the
-    server processes."""
-    async with open_services(settings, state=True) as services:
-        assert services.persistence is not None
-        assert services.app_store is not None
-        registry = build_registry(
-            AgentDeps.from_services(services), services.persistence.checkpointer, services.persistence.store
-        )
-        runs = RunManager(settings, services.app_store, registry)
-        try:
-            yield VoiceRuntime(services, registry, runs)
-        finally:
-            await runs.aclose()
+CoreOpener = Callable[[Settings], AbstractAsyncContextManager[Core]]
+"""Opens Citadel's core for one job (the binding hands in `open_core` without its recovery loop: a
+voice job runs its own turns, and leaves runs abandoned elsewhere to the server processes)."""
 
 
 def prewarm(settings: Settings, proc: JobProcess) -> None:
@@ -77,7 +53,7 @@ def prewarm(settings: Settings, proc: JobProcess) -> None:
         model_dir(settings.voice_model_dir)
 
 
-async def entrypoint(settings: Settings, ctx: JobContext) -> None:
+async def entrypoint(settings: Settings, open_core: CoreOpener, ctx: JobContext) -> None:
     """One room: the first participant's conversation, until they leave."""
     await ctx.connect()
     participant = await ctx.wait_for_participant()
@@ -85,7 +61,7 @@ async def entrypoint(settings: Settings, ctx: JobContext) -> None:
     plugins = speech_plugins(settings, ctx.proc.userdata.get("vad"))
     async with contextlib.AsyncExitStack() as stack:
         try:
-            runtime = await stack.enter_async_context(open_voice_runtime(settings))
+            runtime = await stack.enter_async_context(open_core(settings))
         except RuntimeError as error:  # e.g. the local vector store held by another process
             log.error("voice: cannot open Citadel's services for room %s: %s", ctx.room.name, error)
             return
@@ -111,7 +87,7 @@ async def entrypoint(settings: Settings, ctx: JobContext) -> None:
                     await warm_up
 
 
-def build_server(settings: Settings) -> AgentServer:
+def build_server(settings: Settings, open_core: CoreOpener) -> AgentServer:
     """The worker, configured from settings (functions are bound to them with `partial`, which
     LiveKit pickles into each job process)."""
     secret = settings.livekit_api_secret.get_secret_value() if settings.livekit_api_secret else None
@@ -126,12 +102,13 @@ def build_server(settings: Settings) -> AgentServer:
         options["prometheus_port"] = settings.voice_metrics_port
         options["prometheus_multiproc_dir"] = str(settings.data_dir / "voice-metrics")
     server = AgentServer(**options)
-    server.rtc_session(functools.partial(entrypoint, settings), agent_name=settings.voice_agent_name)
+    server.rtc_session(functools.partial(entrypoint, settings, open_core), agent_name=settings.voice_agent_name)
     return server
 
 
 def run_worker(
     settings: Settings,
+    open_core: CoreOpener,
     *,
     dev: bool,
     log_level: str,
@@ -144,7 +121,7 @@ def run_worker(
     from livekit.agents.cli import cli as livekit_cli
     from livekit.agents.cli import proto
 
-    server = build_server(settings)
+    server = build_server(settings, open_core)
     # LiveKit's CLI installs its own log handler (JSON for `start`, colours for `dev`): one is enough.
     logging.getLogger().handlers.clear()
     logging.getLogger("alembic").setLevel(logging.WARNING)

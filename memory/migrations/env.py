@@ -1,10 +1,10 @@
-"""Alembic environment: runs migrations on the engine `memory.database.migrate` hands over."""
+"""Alembic environment: runs migrations on the engine `citadel.memory.database.migrate` hands over."""
 
 from __future__ import annotations
 
 from alembic import context
 
-from memory.schema import metadata
+from citadel.memory.schema import metadata
 
 connection = context.config.attributes["connection"]
 context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)

@@ -8,15 +8,15 @@ from typing import Any
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 
-from agents.analyst import Section, merge_report, section_title, split_sections
-from agents.approval import is_approval
-from agents.history import current_turn, recent_history
-from agents.keyword_match import KeywordMatcher
-from agents.researcher import with_citations
-from agents.state import Source
-from agents.supervisor import ROUTES_FILE
-from agents.toolkit import merge_sources
-from tools.semantic_router import load_routes
+from citadel.agents.analyst import Section, merge_report, section_title, split_sections
+from citadel.agents.approval import is_approval
+from citadel.agents.history import current_turn, recent_history
+from citadel.agents.keyword_match import KeywordMatcher
+from citadel.agents.researcher import with_citations
+from citadel.agents.state import Source
+from citadel.agents.supervisor import ROUTES_FILE
+from citadel.agents.toolkit import merge_sources
+from citadel.tools.semantic_router import load_routes
 
 
 @pytest.mark.parametrize(

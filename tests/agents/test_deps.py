@@ -6,9 +6,9 @@ from typing import Any
 
 from langchain_ollama import ChatOllama
 
-from runtime.settings import LLMServer
-from tools.llm_backends import OllamaBackend
-from tools.llm_router import LLMRouter
+from citadel.settings import LLMServer
+from citadel.tools.llm_backends import OllamaBackend
+from citadel.tools.llm_router import LLMRouter
 
 
 async def test_the_tool_model_is_the_first_backend_that_declares_tool_calling(make_settings: Any) -> None:

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from langgraph.store.memory import InMemoryStore
 
-from agents.deps import AgentDeps
-from agents.remember import extract_fact, namespace, recall, to_second_person, user_id
+from citadel.agents.deps import AgentDeps
+from citadel.agents.remember import extract_fact, namespace, recall, to_second_person, user_id
 
 
 @pytest.mark.parametrize(

@@ -6,9 +6,9 @@ import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import START, MessagesState, StateGraph
 
-from agents.deps import AgentDeps
-from agents.supervisor import RoutingState, Supervisor, parse_specialist, routing_text, split_request
-from agents.tags import INTERNAL
+from citadel.agents.deps import AgentDeps
+from citadel.agents.supervisor import RoutingState, Supervisor, parse_specialist, routing_text, split_request
+from citadel.agents.tags import INTERNAL
 
 
 @pytest.mark.parametrize(

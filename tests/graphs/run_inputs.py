@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tools.vector_store import Document
+from citadel.tools.vector_store import Document
 
 DOCS = [
     Document(

@@ -11,8 +11,8 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.store.memory import InMemoryStore
 from langgraph.types import Command
 
-from agents.deps import AgentDeps
-from graphs.registry import GraphRegistry, build_registry
+from citadel.agents.deps import AgentDeps
+from citadel.core.registry import GraphRegistry, build_registry
 from tests.graphs.run_inputs import config, user
 
 DOCUMENT = """# Revenue

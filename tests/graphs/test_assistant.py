@@ -8,10 +8,10 @@ from typing import Any
 
 from langchain_core.messages import AIMessageChunk
 
-from agents.tags import INTERNAL
-from graphs.registry import GraphRegistry
+from citadel.agents.tags import INTERNAL
+from citadel.core.registry import GraphRegistry
+from citadel.tools.chat_model import ROUTE_METADATA
 from tests.graphs.run_inputs import config, user
-from tools.chat_model import ROUTE_METADATA
 
 
 async def test_a_question_about_the_documents_is_researched_and_cites_them(registry: GraphRegistry, docs: str) -> None:

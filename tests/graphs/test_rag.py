@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from graphs.registry import GraphRegistry
-from runtime.services import Services
+from citadel.core.registry import GraphRegistry
+from citadel.runtime.services import Services
+from citadel.tools.vector_store import Document
 from tests.graphs.run_inputs import config, user
-from tools.vector_store import Document
 
 
 async def test_rag_answers_from_the_collection_the_config_names(registry: GraphRegistry, services: Services) -> None:

@@ -9,8 +9,8 @@ from langchain_core.messages import AIMessage, ToolMessage
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.store.memory import InMemoryStore
 
-from agents.deps import AgentDeps
-from graphs.registry import build_registry
+from citadel.agents.deps import AgentDeps
+from citadel.core.registry import build_registry
 from tests.agents.scripted_model import ScriptedChatModel, tool_call
 from tests.graphs.run_inputs import config, user
 

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from langgraph.types import Command
 
-from graphs.errors import InvalidInput
-from graphs.registry import GraphRegistry
+from citadel.core.registry import GraphRegistry
+from citadel.graphs.errors import InvalidInput
 from tests.graphs.run_inputs import config
 
 STEPS: list[dict[str, Any]] = [

@@ -17,9 +17,9 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.server.auth.provider import AccessToken
 
-from mcp_server import http as mcp_http
-from mcp_server.auth import BearerAuth
-from runtime.settings import Settings
+from citadel.mcp_server import http as mcp_http
+from citadel.mcp_server.auth import BearerAuth
+from citadel.settings import Settings
 from tests.live_server import LiveServer
 from tests.mcp_server.client_kit import (
     APPROVAL_STEPS,
@@ -254,7 +254,7 @@ async def client_as(url: str, token: str) -> AsyncIterator[Client]:
 def test_bearer_hook_and_thread_ownership(make_settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     metadata = "http://127.0.0.1/.well-known/oauth-protected-resource"
     auth = BearerAuth(StaticTokens(), required_scopes=["mcp"], resource_metadata_url=metadata)
-    monkeypatch.setattr("runtime.app.MCPEndpoint", functools.partial(mcp_http.MCPEndpoint, auth=auth))
+    monkeypatch.setattr("citadel.runtime.app.MCPEndpoint", functools.partial(mcp_http.MCPEndpoint, auth=auth))
     with LiveServer.start(make_settings()) as live:
         refused = httpx.post(f"{live.url}/mcp", json=INITIALIZE, headers=JSON_AND_SSE, timeout=30)
         wrong = httpx.post(f"{live.url}/mcp", json=INITIALIZE, headers={**JSON_AND_SSE, "authorization": "Bearer x"})

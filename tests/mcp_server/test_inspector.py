@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from runtime.settings import Settings
+from citadel.settings import Settings
 from tests.conftest import IN_CI
 from tests.live_server import LiveServer, migrate_database
 
@@ -59,7 +59,7 @@ def test_inspector_over_stdio(inspector: Any, tmp_path: Path) -> None:
         "--",
         sys.executable,
         "-m",
-        "runtime.cli",
+        "citadel.runtime.cli",
         "mcp",
     ]
     listed = inspector("--method", "tools/list", *server)

@@ -20,9 +20,11 @@ from mcp import Client
 from mcp.server.mcpserver import MCPServer
 from mcp.shared.exceptions import MCPError
 
-from mcp_server.server import create_server
-from mcp_server.state import ServerState, open_state, shared_state
-from runtime.settings import Settings
+from citadel.core.services import Core
+from citadel.mcp_server.server import create_server
+from citadel.mcp_server.state import shared_state
+from citadel.runtime.core import open_core
+from citadel.settings import Settings
 from tests.graphs.run_inputs import DOCS
 from tests.live_server import migrate_database
 from tests.mcp_server.client_kit import (
@@ -51,16 +53,16 @@ def mcp_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def state(mcp_settings: Settings) -> AsyncIterator[ServerState]:
+async def state(mcp_settings: Settings) -> AsyncIterator[Core]:
     await migrate_database(mcp_settings)
-    async with open_state(mcp_settings) as opened:
+    async with open_core(mcp_settings) as opened:
         await opened.services.vectors.create_collection("docs")
         await opened.services.vectors.upsert("docs", DOCS)
         yield opened
 
 
 @pytest.fixture(scope="module")
-def server(mcp_settings: Settings, state: ServerState) -> MCPServer[ServerState]:
+def server(mcp_settings: Settings, state: Core) -> MCPServer[Core]:
     return create_server(mcp_settings, shared_state(state))
 
 
@@ -70,7 +72,7 @@ async def call(client: Client, tool: str, arguments: dict[str, Any], **options: 
 
 
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
-async def test_lists_tools_resources_and_prompts(server: MCPServer[ServerState], mode: str) -> None:
+async def test_lists_tools_resources_and_prompts(server: MCPServer[Core], mode: str) -> None:
     async with Client(server, mode=mode) as client:
         tools = {tool.name: tool for tool in (await client.list_tools()).tools}
         resources = {str(r.uri) for r in (await client.list_resources()).resources}
@@ -101,7 +103,7 @@ async def test_lists_tools_resources_and_prompts(server: MCPServer[ServerState],
     assert [a.name for a in prompts["research"].arguments or []] == ["question", "collection"]
 
 
-async def test_embeddings_and_models(server: MCPServer[ServerState]) -> None:
+async def test_embeddings_and_models(server: MCPServer[Core]) -> None:
     async with Client(server) as client:
         models = (await call(client, "list_embedding_models", {})).structured_content["models"]
         embedded = await call(client, "embed_texts", {"texts": ["solar power", "wind power"]})
@@ -112,7 +114,7 @@ async def test_embeddings_and_models(server: MCPServer[ServerState]) -> None:
     assert math.isclose(sum(x * x for x in result["vectors"][0]), 1.0, rel_tol=1e-3)
 
 
-async def test_store_search_and_delete_documents(server: MCPServer[ServerState]) -> None:
+async def test_store_search_and_delete_documents(server: MCPServer[Core]) -> None:
     progress = Progress()
     notes = [{"id": f"note-{i}", "text": f"Note {i}: tides rise twice a day.", "metadata": {"n": i}} for i in range(40)]
     async with Client(server) as client:
@@ -136,7 +138,7 @@ async def test_store_search_and_delete_documents(server: MCPServer[ServerState])
     assert hits[0]["score"] > hits[1]["score"]
 
 
-async def test_generate_says_which_backend_answered(server: MCPServer[ServerState]) -> None:
+async def test_generate_says_which_backend_answered(server: MCPServer[Core]) -> None:
     progress = Progress()
     async with Client(server) as client:
         answer = await call(
@@ -155,7 +157,7 @@ async def test_generate_says_which_backend_answered(server: MCPServer[ServerStat
     assert chat.structured_content["route"] == "chat"
 
 
-async def test_errors_are_results_that_name_the_problem(server: MCPServer[ServerState]) -> None:
+async def test_errors_are_results_that_name_the_problem(server: MCPServer[Core]) -> None:
     async with Client(server) as client:
         cases = {
             "unknown collection": await call(client, "search", {"collection": "nope", "query": "x"}),
@@ -197,7 +199,7 @@ async def test_errors_are_results_that_name_the_problem(server: MCPServer[Server
     assert not healthy.is_error
 
 
-async def test_a_conversation_continues_over_calls_with_its_thread_id(server: MCPServer[ServerState]) -> None:
+async def test_a_conversation_continues_over_calls_with_its_thread_id(server: MCPServer[Core]) -> None:
     progress = Progress()
     async with Client(server) as client:
         first = await call(client, "ask_rag", ask("How do solar panels work?"), progress_callback=progress)
@@ -222,7 +224,7 @@ async def test_a_conversation_continues_over_calls_with_its_thread_id(server: MC
 
 
 async def test_a_busy_thread_is_refused_and_a_cancelled_call_stops_its_run(
-    server: MCPServer[ServerState], state: ServerState
+    server: MCPServer[Core], state: Core
 ) -> None:
     progress = Progress()
     async with Client(server) as client, anyio.create_task_group() as calls:
@@ -243,7 +245,7 @@ async def test_a_busy_thread_is_refused_and_a_cancelled_call_stops_its_run(
 
 
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
-async def test_approval_is_asked_by_elicitation(server: MCPServer[ServerState], mode: str) -> None:
+async def test_approval_is_asked_by_elicitation(server: MCPServer[Core], mode: str) -> None:
     approver = Approver()
     async with Client(server, mode=mode, elicitation_callback=approver) as client:
         approved = await call(client, "run_workflow", {"steps": APPROVAL_STEPS})
@@ -259,7 +261,7 @@ async def test_approval_is_asked_by_elicitation(server: MCPServer[ServerState], 
     assert declined.structured_content["results"] == []
 
 
-async def test_without_elicitation_the_result_says_how_to_resume(server: MCPServer[ServerState]) -> None:
+async def test_without_elicitation_the_result_says_how_to_resume(server: MCPServer[Core]) -> None:
     async with Client(server) as client:
         paused = (await call(client, "run_workflow", {"steps": APPROVAL_STEPS})).structured_content
         thread_id = paused["thread_id"]
@@ -279,13 +281,13 @@ async def test_without_elicitation_the_result_says_how_to_resume(server: MCPServ
     assert "not waiting for approval" in text_of(again)
 
 
-async def test_a_dismissed_elicitation_leaves_the_run_waiting(server: MCPServer[ServerState]) -> None:
+async def test_a_dismissed_elicitation_leaves_the_run_waiting(server: MCPServer[Core]) -> None:
     async with Client(server, elicitation_callback=Approver(action="cancel")) as client:
         paused = (await call(client, "run_workflow", {"steps": APPROVAL_STEPS})).structured_content
     assert paused["status"] == "awaiting_approval"
 
 
-async def test_a_failed_workflow_is_an_error_result_with_what_was_done(server: MCPServer[ServerState]) -> None:
+async def test_a_failed_workflow_is_an_error_result_with_what_was_done(server: MCPServer[Core]) -> None:
     steps = [{"type": "embedding", "text": "hello"}, {"type": "vector_search", "collection": "nope", "query": "x"}]
     async with Client(server) as client:
         failed = await call(client, "run_workflow", {"steps": steps})
@@ -296,7 +298,7 @@ async def test_a_failed_workflow_is_an_error_result_with_what_was_done(server: M
     assert [r["type"] for r in result["results"]] == ["embedding"]
 
 
-async def test_outputs_are_bounded(mcp_settings: Settings, state: ServerState) -> None:
+async def test_outputs_are_bounded(mcp_settings: Settings, state: Core) -> None:
     small = mcp_settings.model_copy(update={"mcp_max_output_chars": 1000})
     services = dataclasses.replace(state.services, settings=small)
     server = create_server(small, shared_state(dataclasses.replace(state, services=services)))
@@ -310,7 +312,7 @@ async def test_outputs_are_bounded(mcp_settings: Settings, state: ServerState) -
     assert text.endswith(f"… [cut: {len(long_text) - 1000} more characters]")
 
 
-async def test_resources_and_prompts(server: MCPServer[ServerState]) -> None:
+async def test_resources_and_prompts(server: MCPServer[Core]) -> None:
     async with Client(server) as client:
         run = (await call(client, "run_workflow", {"steps": FAST_STEPS})).structured_content
         graphs = (await client.read_resource("citadel://graphs")).contents[0]

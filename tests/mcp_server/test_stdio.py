@@ -1,4 +1,4 @@
-"""`citadel mcp` as a desktop client runs it: a subprocess (`python -m runtime.cli mcp`) spoken to
+"""`citadel mcp` as a desktop client runs it: a subprocess (`python -m citadel.runtime.cli mcp`) spoken to
 over its stdin/stdout by the `mcp` SDK's stdio client. Logs must go to stderr: a stray byte on
 stdout would break the protocol."""
 
@@ -13,7 +13,7 @@ import anyio
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
-from runtime.settings import Settings
+from citadel.settings import Settings
 from tests.live_server import migrate_database
 from tests.mcp_server.client_kit import (
     APPROVAL_STEPS,
@@ -38,7 +38,7 @@ async def citadel_mcp(tmp_path: Path) -> StdioServerParameters:
     await migrate_database(Settings(_env_file=None, data_dir=data_dir))  # type: ignore[call-arg]
     env = {k: v for k, v in os.environ.items() if not k.startswith("CITADEL_")}
     env.update(CITADEL_DATA_DIR=str(data_dir), CITADEL_LLM_MAX_TOKENS="24", CITADEL_LOG_LEVEL="info")
-    return StdioServerParameters(command=sys.executable, args=["-m", "runtime.cli", "mcp"], env=env, cwd=ROOT)
+    return StdioServerParameters(command=sys.executable, args=["-m", "citadel.runtime.cli", "mcp"], env=env, cwd=ROOT)
 
 
 async def call(client: Client, tool: str, arguments: dict[str, Any], **options: Any) -> Any:

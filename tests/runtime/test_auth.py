@@ -323,7 +323,7 @@ def test_body_size_limit(auth_settings: Any) -> None:
 def test_serve_refuses_a_public_bind_without_auth(tmp_path: Path) -> None:
     env = {**os.environ, "CITADEL_DATA_DIR": str(tmp_path), "COLUMNS": "200"}
     result = subprocess.run(
-        [sys.executable, "-m", "runtime.cli", "serve", "--host", "0.0.0.0"],
+        [sys.executable, "-m", "citadel.runtime.cli", "serve", "--host", "0.0.0.0"],
         capture_output=True,
         text=True,
         env=env,

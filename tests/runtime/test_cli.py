@@ -9,14 +9,18 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from memory.database import head_revision
-from runtime.services import open_services
+from citadel.memory.database import head_revision
+from citadel.runtime.services import open_services
 
 
 def citadel(*args: str, data_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:
     environment = {**os.environ, "CITADEL_DATA_DIR": str(data_dir), "COLUMNS": "200", **env}
     return subprocess.run(
-        [sys.executable, "-m", "runtime.cli", *args], capture_output=True, text=True, env=environment, timeout=120
+        [sys.executable, "-m", "citadel.runtime.cli", *args],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=120,
     )
 
 

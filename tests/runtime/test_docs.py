@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from dotenv import dotenv_values
 
-from runtime.settings import Settings
+from citadel.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 VARIABLES = [f"CITADEL_{name.upper()}" for name in Settings.model_fields]

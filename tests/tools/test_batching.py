@@ -9,7 +9,7 @@ import anyio
 import numpy as np
 import pytest
 
-from tools.batching import MicroBatcher
+from citadel.tools.batching import MicroBatcher
 
 
 class Recorder:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tools.circuit_breaker import CircuitBreaker, State
+from citadel.tools.circuit_breaker import CircuitBreaker, State
 
 
 class Clock:

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import redis.asyncio as redis
 
-from runtime.services import open_services
-from tools.errors import InvalidRequest, NotFound, Unavailable
+from citadel.errors import InvalidRequest, NotFound, Unavailable
+from citadel.runtime.services import open_services
 
 DOWN = "http://127.0.0.1:1"  # nothing listens on port 1
 

@@ -26,7 +26,7 @@ import openai
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from runtime.settings import Settings
+from citadel.settings import Settings
 from tests.live_server import LiveServer, clients
 from tests.ollama_wire_server import WireServerProcess
 

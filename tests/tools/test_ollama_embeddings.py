@@ -24,10 +24,10 @@ import openai
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from runtime.settings import Settings
+from citadel.settings import Settings
+from citadel.tools.minilm import MiniLM
 from tests.live_server import LiveServer, clients
 from tests.ollama_wire_server import WireServerProcess
-from tools.minilm import MiniLM
 
 pytestmark = pytest.mark.slow
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from runtime.services import default_routes_file, open_services
-from tools.semantic_router import Route, SemanticRouter, load_routes
+from citadel.runtime.services import default_routes_file, open_services
+from citadel.tools.semantic_router import Route, SemanticRouter, load_routes
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-from runtime.settings import Settings
+from citadel.settings import Settings
 from tests.graphs.run_inputs import DOCS
 from tests.live_server import LiveServer
 

@@ -18,11 +18,12 @@ import pytest
 from ag_ui.core import EventType
 from langchain_core.messages import AIMessage
 
-from agents.deps import AgentDeps
-from agents.supervisor import Supervisor
-from memory.app_store import AppStore
-from memory.database import create_engine
-from runtime.settings import Settings
+from citadel.agents.deps import AgentDeps
+from citadel.agents.supervisor import Supervisor
+from citadel.core.services import Services
+from citadel.memory.app_store import AppStore
+from citadel.memory.database import create_engine
+from citadel.settings import Settings
 from tests.agents.scripted_model import ScriptedChatModel, tool_call
 from tests.graphs.run_inputs import DOCS
 from tests.live_server import LiveServer
@@ -328,12 +329,12 @@ def test_a_frontend_tool_call_goes_to_the_page_and_its_result_comes_back(
     model = ScriptedChatModel(
         responses=[tool_call("highlight_source", {"id": "solar-101"}, "call-9"), AIMessage("Highlighted it.")]
     )
-    original = AgentDeps.from_services
+    original = Services.agent_deps
 
-    def with_tool_model(services: Any) -> AgentDeps:
+    def with_tool_model(services: Services) -> AgentDeps:
         return replace(original(services), tool_model=lambda: model)
 
-    monkeypatch.setattr(AgentDeps, "from_services", staticmethod(with_tool_model))
+    monkeypatch.setattr(Services, "agent_deps", with_tool_model)
     tools = [
         {
             "name": "highlight_source",

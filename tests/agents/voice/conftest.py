@@ -15,19 +15,18 @@ from typing import Any
 import pytest
 from langchain_core.language_models import BaseChatModel
 
-from agents.deps import AgentDeps
-from graphs.registry import build_registry
-from runtime.run_manager import RunManager
-from runtime.services import open_services
-from runtime.settings import Settings
+from citadel.core.registry import build_registry
+from citadel.core.runs import RunManager
+from citadel.runtime.services import open_services
+from citadel.settings import Settings
 from tests.graphs.run_inputs import DOCS
 from tests.live_server import migrate_database
 
 pytest.importorskip("livekit.agents", reason="the voice extra is not installed (uv sync --extra voice)")
 
-from agents.voice.agent import build_session
-from agents.voice.conversation import Caller, Conversation, open_conversation
-from agents.voice.worker import VoiceRuntime
+from citadel.agents.voice.agent import build_session
+from citadel.agents.voice.conversation import Caller, Conversation, open_conversation
+from citadel.core.services import Core
 
 DEADLINE = 120.0
 """Seconds any one voice turn may take on this 2-core machine (the tiny LLM, Whisper on the CPU)."""
@@ -47,13 +46,13 @@ def voice_settings(make_settings: Any) -> Settings:
 @contextlib.asynccontextmanager
 async def voice_runtime(
     settings: Settings, *, tool_model: Callable[[], BaseChatModel | None] | None = None
-) -> AsyncIterator[VoiceRuntime]:
-    """What `agents.voice.worker.open_voice_runtime` opens, with the tool model swappable."""
+) -> AsyncIterator[Core]:
+    """What a voice job opens (`open_core(settings, recovery=False)`), with the tool model swappable."""
     await migrate_database(settings)
     async with open_services(settings, state=True) as services:
         assert services.persistence is not None
         assert services.app_store is not None
-        deps = AgentDeps.from_services(services)
+        deps = services.agent_deps()
         if tool_model is not None:
             deps = replace(deps, tool_model=tool_model)
         await services.vectors.create_collection("docs")
@@ -61,20 +60,20 @@ async def voice_runtime(
         registry = build_registry(deps, services.persistence.checkpointer, services.persistence.store)
         runs = RunManager(settings, services.app_store, registry)
         try:
-            yield VoiceRuntime(services, registry, runs)
+            yield Core(services, registry, runs)
         finally:
             await runs.aclose()
 
 
 @pytest.fixture
-async def runtime(voice_settings: Settings) -> AsyncIterator[VoiceRuntime]:
+async def runtime(voice_settings: Settings) -> AsyncIterator[Core]:
     async with voice_runtime(voice_settings) as opened:
         yield opened
 
 
 @contextlib.asynccontextmanager
 async def text_session(
-    settings: Settings, runtime: VoiceRuntime, caller: Caller, **options: Any
+    settings: Settings, runtime: Core, caller: Caller, **options: Any
 ) -> AsyncIterator[tuple[Any, Conversation]]:
     """A started text-mode `AgentSession` on the caller's conversation (LiveKit's test harness)."""
     conversation = await open_conversation(runtime.runs, caller, settings.voice_graph)
@@ -84,7 +83,7 @@ async def text_session(
         yield session, conversation
 
 
-async def thread_messages(runtime: VoiceRuntime, conversation: Conversation) -> list[Any]:
+async def thread_messages(runtime: Core, conversation: Conversation) -> list[Any]:
     graph = runtime.registry.get(conversation.graph).graph
     state = await graph.aget_state({"configurable": {"thread_id": conversation.thread_id}})
     return list(state.values.get("messages", []))

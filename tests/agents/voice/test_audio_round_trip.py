@@ -21,11 +21,11 @@ from livekit.agents import ConversationItemAddedEvent, llm
 from livekit.agents.voice import io
 from prometheus_client import REGISTRY
 
-from agents.voice.agent import build_session
-from agents.voice.conversation import Caller, open_conversation
-from agents.voice.plugins import speech_plugins
-from agents.voice.worker import open_voice_runtime
-from runtime.settings import Settings
+from citadel.agents.voice.agent import build_session
+from citadel.agents.voice.conversation import Caller, open_conversation
+from citadel.agents.voice.plugins import speech_plugins
+from citadel.runtime.core import open_core
+from citadel.settings import Settings
 from tests.agents.voice.conftest import DEADLINE, thread_messages
 from tests.live_server import migrate_database
 
@@ -102,7 +102,7 @@ async def test_spoken_question_to_spoken_answer(make_settings: Settings, tmp_pat
     question = speech("What is the capital of France?", tmp_path / "question.wav")
     stages = ("end_of_speech_to_first_token", "first_token_to_first_audio", "end_of_speech_to_first_audio")
     before = [stage_count(stage) for stage in stages]
-    async with open_voice_runtime(settings) as runtime:
+    async with open_core(settings, recovery=False) as runtime:
         conversation = await open_conversation(runtime.runs, Caller("alice"), settings.voice_graph)
         plugins = speech_plugins(settings)
         session, agent = build_session(settings, runtime.runs, conversation, plugins)

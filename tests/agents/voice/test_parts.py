@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 from prometheus_client import REGISTRY
 
-from agents.voice import metrics
-from agents.voice._extra import VoiceExtraMissing, require
-from agents.voice.conversation import caller_from_participant, participant_metadata, spoken_decision
-from agents.voice.llm import SEARCHING, WORKING, step_notice
-from agents.voice.plugins import UnknownPlugin, make_stt, make_tts
-from agents.voice.stt import STT, model_dir
-from agents.voice.tts import TTS, EspeakMissing
+from citadel.agents.voice import metrics
+from citadel.agents.voice._extra import VoiceExtraMissing, require
+from citadel.agents.voice.conversation import caller_from_participant, participant_metadata, spoken_decision
+from citadel.agents.voice.llm import SEARCHING, WORKING, step_notice
+from citadel.agents.voice.plugins import UnknownPlugin, make_stt, make_tts
+from citadel.agents.voice.stt import STT, model_dir
+from citadel.agents.voice.tts import TTS, EspeakMissing
 
 
 @pytest.mark.parametrize(

@@ -9,13 +9,13 @@ import pytest
 from langchain_core.messages import AIMessage, ToolMessage
 from livekit.agents import llm
 
-from agents.voice.conversation import Caller
-from agents.voice.llm import BUSY, SEARCHING, UNCLEAR, WORKING
-from runtime.run_manager import RunRequest
-from runtime.settings import Settings
+from citadel.agents.voice.conversation import Caller
+from citadel.agents.voice.llm import BUSY, SEARCHING, UNCLEAR, WORKING
+from citadel.core.runs import RunRequest
+from citadel.errors import CitadelError
+from citadel.settings import Settings
 from tests.agents.scripted_model import ScriptedChatModel, tool_call
 from tests.agents.voice.conftest import DEADLINE, spoken, text_session, thread_messages, voice_runtime
-from tools.errors import CitadelError
 
 pytestmark = pytest.mark.slow
 

@@ -17,10 +17,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from livekit import api
 
-from agents.voice.conversation import caller_from_participant
-from memory.app_store import AppStore
-from memory.database import create_engine
-from runtime.settings import Settings
+from citadel.agents.voice.conversation import caller_from_participant
+from citadel.memory.app_store import AppStore
+from citadel.memory.database import create_engine
+from citadel.settings import Settings
 from tests.live_server import LiveServer
 
 KEY, SECRET = "devkey", "secret-of-at-least-thirty-two-characters"

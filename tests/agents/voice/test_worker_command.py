@@ -19,7 +19,7 @@ DEADLINE = 90.0
 
 def test_the_worker_starts_and_tries_to_register(tmp_path: Path) -> None:
     environment = {**os.environ, "CITADEL_DATA_DIR": str(tmp_path / "data"), "COLUMNS": "200"}
-    command = [sys.executable, "-m", "runtime.cli", "voice", "dev", "--url", "ws://127.0.0.1:9"]
+    command = [sys.executable, "-m", "citadel.runtime.cli", "voice", "dev", "--url", "ws://127.0.0.1:9"]
     command += ["--api-key", "devkey", "--api-secret", "secret-of-at-least-thirty-two-characters"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=environment)
     assert process.stdout is not None

@@ -8,9 +8,9 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Request
 
-from memory.audit import AuditLog
-from runtime.dependencies import ServicesDep
-from runtime.identity import require_role
+from citadel.core.dependencies import ServicesDep
+from citadel.core.identity import require_role
+from citadel.memory.audit import AuditLog
 
 router = APIRouter(tags=["admin"])
 

@@ -1,6 +1,6 @@
 """Who is calling, as every face sees it.
 
-With Clerk configured, the auth middleware (`runtime.auth`) verifies each request's token and puts
+With Clerk configured, the auth middleware (`citadel.runtime.auth`) verifies each request's token and puts
 an `Identity` on `request.state.identity`. Without it, auth is off: every caller is the local
 operator `anonymous`, with every role, and `citadel serve` refuses to bind anywhere but loopback.
 """
@@ -12,17 +12,10 @@ from typing import Annotated, Literal
 
 from fastapi import Depends, Request
 
-from tools.errors import CitadelError
+from citadel.errors import Forbidden
 
 Role = Literal["user", "developer", "admin"]
 RANK: dict[str, int] = {"user": 0, "developer": 1, "admin": 2}
-
-
-class Forbidden(CitadelError):
-    """Authenticated, but the caller's role does not allow this."""
-
-    status = 403
-    code = "forbidden"
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from runtime.services import open_services
+from citadel.runtime.services import open_services
 from tests.live_server import LiveServer
 
 

@@ -38,7 +38,10 @@ class Server:
     def start(self) -> None:
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "runtime.cli", "serve"], env=self.env, stdout=log, stderr=subprocess.STDOUT
+                [sys.executable, "-m", "citadel.runtime.cli", "serve"],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         deadline = time.monotonic() + DEADLINE
         while time.monotonic() < deadline:
@@ -85,7 +88,10 @@ def env(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
     if request.param == "postgres":
         values["CITADEL_DATABASE_URL"] = request.getfixturevalue("database_url")
     migrate = subprocess.run(
-        [sys.executable, "-m", "runtime.cli", "migrate"], env={**os.environ, **values}, capture_output=True, timeout=120
+        [sys.executable, "-m", "citadel.runtime.cli", "migrate"],
+        env={**os.environ, **values},
+        capture_output=True,
+        timeout=120,
     )
     assert migrate.returncode == 0, migrate.stderr
     return values

@@ -9,9 +9,9 @@ from typing import Any
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from memory.database import ping
-from runtime.dependencies import ServicesDep
-from tools.circuit_breaker import State
+from citadel.core.dependencies import ServicesDep
+from citadel.memory.database import ping
+from citadel.tools.circuit_breaker import State
 
 router = APIRouter(tags=["health"])
 

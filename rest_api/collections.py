@@ -8,10 +8,10 @@ from typing import Any
 from fastapi import APIRouter, Response, status
 from pydantic import BaseModel, Field
 
-from runtime.dependencies import ServicesDep
-from runtime.identity import require_role
-from tools.errors import InvalidRequest
-from tools.vector_store import MAX_K, Document
+from citadel.core.dependencies import ServicesDep
+from citadel.core.identity import require_role
+from citadel.errors import InvalidRequest
+from citadel.tools.vector_store import MAX_K, Document
 
 router = APIRouter(prefix="/v1/collections", tags=["collections"])
 # Managing collections and their documents is for developers; searching is for every user.

@@ -10,10 +10,10 @@ from typing import Any
 from fastapi import APIRouter, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from runtime.dependencies import RegistryDep, RunsDep, ServicesDep
-from runtime.identity import IdentityDep
-from runtime.run_manager import RunRequest
-from runtime.wire import to_jsonable
+from citadel.core.dependencies import RegistryDep, RunsDep, ServicesDep
+from citadel.core.identity import IdentityDep
+from citadel.core.runs import RunRequest
+from citadel.core.wire import to_jsonable
 
 router = APIRouter(prefix="/api/v1/workflows", tags=["workflows"])
 

@@ -18,11 +18,10 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette import EventSourceResponse
 
-from runtime.dependencies import ServicesDep
-from runtime.http_errors import error_body
-from tools.errors import CitadelError, InvalidRequest
-from tools.llm_backends import GenerationParams
-from tools.llm_router import AUTO, RouteDecision
+from citadel.core.dependencies import ServicesDep
+from citadel.errors import CitadelError, InvalidRequest, error_body
+from citadel.tools.llm_backends import GenerationParams
+from citadel.tools.llm_router import AUTO, RouteDecision
 
 router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"])
 

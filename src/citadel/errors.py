@@ -1,6 +1,6 @@
-"""Errors the tools raise. Each says what went wrong in words a caller can act on, and whether
-trying again can help; the faces turn them into their own protocol's errors (HTTP status, MCP
-`isError`, AG-UI RUN_ERROR)."""
+"""Citadel's error vocabulary, shared by every layer. Each error says what went wrong in words a
+caller can act on, and whether trying again can help; the faces turn them into their own protocol's
+errors (HTTP status and `error_body`, MCP `isError`, AG-UI RUN_ERROR)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,12 @@ class CitadelError(Exception):
         self.param = param
 
 
+def error_body(message: str, kind: str, code: str | None = None, param: str | None = None) -> dict[str, object]:
+    """The one HTTP error shape, `{"error": {"message", "type", "code", "param"}}` (the shape OpenAI
+    clients parse)."""
+    return {"error": {"message": message, "type": kind, "code": code, "param": param}}
+
+
 class InvalidRequest(CitadelError):
     """The request itself is wrong: empty, too large, a field out of range."""
 
@@ -30,6 +36,13 @@ class NotFound(CitadelError):
 
     status = 404
     code = "not_found"
+
+
+class Forbidden(CitadelError):
+    """Authenticated, but the caller's role does not allow this."""
+
+    status = 403
+    code = "forbidden"
 
 
 class Conflict(CitadelError):

@@ -8,8 +8,8 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
-from graphs.registry import RegisteredGraph
-from runtime.dependencies import RegistryDep
+from citadel.core.dependencies import RegistryDep
+from citadel.core.registry import RegisteredGraph
 
 router = APIRouter(tags=["assistants"])
 STARTED = datetime.now(UTC).isoformat()

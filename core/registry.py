@@ -16,10 +16,10 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.store.base import BaseStore
 
-from agents.deps import AgentDeps
-from graphs import assistant, rag, workflow
-from graphs.spec import GraphSpec
-from tools.errors import NotFound
+from citadel.agents.deps import AgentDeps
+from citadel.errors import NotFound
+from citadel.graphs import assistant, rag, workflow
+from citadel.graphs.spec import GraphSpec
 
 SPECS: tuple[GraphSpec, ...] = (assistant.SPEC, rag.SPEC, workflow.SPEC)
 DEFAULT_GRAPH = "assistant"

@@ -6,9 +6,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from graphs.registry import GraphRegistry
-from runtime.run_manager import RunManager
-from runtime.services import Services
+from citadel.core.registry import GraphRegistry
+from citadel.core.runs import RunManager
+from citadel.core.services import Services
 
 
 async def get_services(request: Request) -> Services:

@@ -3,7 +3,7 @@ against the running app: whatever the input, never a 5xx.
 
 Operations that start an LLM generation (chat completions, runs, workflows, AG-UI runs) are left out: a fuzzed
 `max_tokens` makes each case take seconds on the embedded model. Their input validation has its own
-tests (tests/test_openai_api.py, tests/runtime/test_thread_run_api.py).
+tests (tests/rest_api/test_openai_compat.py, tests/rest_api/test_thread_run_api.py).
 """
 
 from __future__ import annotations

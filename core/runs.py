@@ -13,7 +13,6 @@ one-run-per-thread rule and durability are the same everywhere:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -24,12 +23,13 @@ from langchain_core.messages import AIMessageChunk, BaseMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command, StateSnapshot
 
-from graphs.registry import GraphRegistry
-from memory.app_store import AppStore, Run, Thread
-from runtime.run_events import RunEvents
-from runtime.settings import Settings
-from runtime.wire import to_jsonable
-from tools.errors import CitadelError, Conflict, InvalidRequest
+from citadel.core.in_process_executor import InProcessExecutor
+from citadel.core.registry import GraphRegistry
+from citadel.core.run_events import RunEvents
+from citadel.core.wire import to_jsonable
+from citadel.errors import CitadelError, Conflict, InvalidRequest
+from citadel.memory.app_store import AppStore, Run, Thread
+from citadel.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -390,56 +390,3 @@ def _publish_complete(events: RunEvents, partial: dict[str, AIMessageChunk], upd
             if isinstance(message, BaseMessage) and message.id in partial:
                 partial.pop(message.id)
                 events.publish("messages/complete" + suffix, [to_jsonable(message)])
-
-
-class InProcessExecutor:
-    """Runs execute as tasks of this process. A recovery loop takes over runs whose lease lapsed
-    (this process restarted after a crash, or another replica died)."""
-
-    def __init__(self, manager: RunManager) -> None:
-        self._manager = manager
-        self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._recovery: asyncio.Task[None] | None = None
-
-    def submit(self, run_id: str) -> None:
-        if run_id in self._tasks:
-            return
-        task = asyncio.create_task(self._manager.execute(run_id), name=f"run:{run_id}")
-        self._tasks[run_id] = task
-        task.add_done_callback(lambda _: self._tasks.pop(run_id, None))
-
-    def cancel_local(self, run_id: str) -> asyncio.Task[None] | None:
-        task = self._tasks.get(run_id)
-        if task is not None:
-            task.cancel()
-        return task
-
-    async def start(self) -> None:
-        await self.recover()
-        self._recovery = asyncio.create_task(self._recover_forever(), name="run-recovery")
-
-    async def recover(self) -> int:
-        runs = await self._manager.store.recoverable_runs()
-        for run in runs:
-            if run.run_id not in self._tasks:
-                log.info("resuming run %s (%s) on thread %s", run.run_id, run.status, run.thread_id)
-                self.submit(run.run_id)
-        return len(runs)
-
-    async def _recover_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self._manager.settings.run_lease_seconds / 2)
-            try:
-                await self.recover()
-            except Exception:  # the loop must outlive a database hiccup
-                log.exception("run recovery pass failed; retrying")
-
-    async def aclose(self) -> None:
-        if self._recovery is not None:
-            self._recovery.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._recovery
-        tasks = list(self._tasks.values())
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)

@@ -11,11 +11,11 @@ from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from memory.app_store import Run
-from runtime.dependencies import RunsDep, ServicesDep
-from runtime.identity import Identity, IdentityDep
-from runtime.run_manager import RunManager, RunRequest
-from runtime.wire import dumps
+from citadel.core.dependencies import RunsDep, ServicesDep
+from citadel.core.identity import Identity, IdentityDep
+from citadel.core.runs import RunManager, RunRequest
+from citadel.core.wire import dumps
+from citadel.memory.app_store import Run
 
 router = APIRouter(tags=["runs"])
 

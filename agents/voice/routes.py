@@ -11,16 +11,16 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
-from runtime.dependencies import RegistryDep, ServicesDep
-from runtime.identity import Identity, IdentityDep
-from tools.errors import CitadelError
+from citadel.core.dependencies import RegistryDep, ServicesDep
+from citadel.core.identity import Identity, IdentityDep
+from citadel.errors import CitadelError
 
 router = APIRouter(tags=["voice"])
 
 # Imported with the app, not in a request: livekit-agents registers its plugins at import and insists
 # on doing so from the main thread, which a request handler may not be on.
 try:
-    from agents.voice import token as voice_token_maker
+    from citadel.agents.voice import token as voice_token_maker
 except ImportError as missing:  # the voice extra is not installed
     voice_token_maker = None  # type: ignore[assignment]
     _missing_reason = str(missing)
@@ -52,7 +52,7 @@ class VoiceTokenResponse(BaseModel):
 
 
 async def voice_caller(identity: IdentityDep) -> Identity:
-    """Who may have a voice token: the caller `runtime.identity.current_identity` names.
+    """Who may have a voice token: the caller `citadel.core.identity.current_identity` names.
 
     Auth hook: with Clerk configured, the auth middleware refuses a request without a valid token
     before it gets here (401), as on every route but `/health*` and `/metrics`; without it, the

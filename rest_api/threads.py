@@ -9,11 +9,11 @@ from fastapi import APIRouter, Query, Response, status
 from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel, ConfigDict, Field
 
-from memory.app_store import Thread
-from runtime.dependencies import RegistryDep, RunsDep, ServicesDep
-from runtime.identity import IdentityDep
-from runtime.wire import empty_state, interrupts_by_task, state_to_wire, to_jsonable
-from tools.errors import Conflict, InvalidRequest
+from citadel.core.dependencies import RegistryDep, RunsDep, ServicesDep
+from citadel.core.identity import IdentityDep
+from citadel.core.wire import empty_state, interrupts_by_task, state_to_wire, to_jsonable
+from citadel.errors import Conflict, InvalidRequest
+from citadel.memory.app_store import Thread
 
 router = APIRouter(tags=["threads"])
 

@@ -6,10 +6,10 @@ import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.store.memory import InMemoryStore
 
-from agents.deps import AgentDeps
-from graphs.errors import InvalidInput
-from graphs.registry import GraphRegistry, build_registry
-from tools.errors import NotFound
+from citadel.agents.deps import AgentDeps
+from citadel.core.registry import GraphRegistry, build_registry
+from citadel.errors import NotFound
+from citadel.graphs.errors import InvalidInput
 
 
 def test_every_graph_is_listed_and_compiled_with_the_shared_persistence(deps: AgentDeps) -> None:
