@@ -3,10 +3,13 @@
 Every face (the thread/run API, MCP, AG-UI, voice) starts runs here, so thread ownership, the
 one-run-per-thread rule and durability are the same everywhere:
 - A run is *accepted* once its row (with its input) is committed; from then on it is not lost.
-- The process executing it holds a lease on the row and renews it; if the process dies, the lease
-  lapses and any process (this one restarted, or another replica) resumes the run from its last
-  checkpoint. LangGraph recognises the re-entry by the run id in the checkpoint metadata, so a turn
-  already applied is not applied again.
+- It is then handed to the executor the binding chose (`RunExecutor`): tasks of this process in
+  embedded mode (`in_process_executor.py`: a lease, and a recovery loop for runs whose process died),
+  or `citadel worker` processes through Temporal (`temporal_executor.py`). Either way a run that is
+  taken up again resumes from its last checkpoint: LangGraph recognises the re-entry by the run id in
+  the checkpoint metadata, so a step already applied is not applied again (`run_execution.py`).
+- Its events go to the run event log the binding chose (`run_events.py`): this process's memory, or
+  Redis Streams that every replica reads. Readers follow them by id, from any point, until the end.
 - A second run on a busy thread is refused (409), atomically across replicas.
 """
 
@@ -15,26 +18,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from langchain_core.messages import AIMessageChunk, BaseMessage
-from langchain_core.runnables import RunnableConfig
-from langgraph.types import Command, StateSnapshot
+from langgraph.types import StateSnapshot
 
-from citadel.core.in_process_executor import InProcessExecutor
 from citadel.core.registry import GraphRegistry
-from citadel.core.run_events import RunEvents
+from citadel.core.run_events import NotHere, RunEnd, RunEvent, RunEventLog, StreamGap
 from citadel.core.wire import to_jsonable
-from citadel.errors import CitadelError, Conflict, InvalidRequest
-from citadel.memory.app_store import AppStore, Run, Thread
+from citadel.errors import CitadelError, Conflict, InvalidRequest, NotFound
+from citadel.memory.app_store import ACTIVE_RUN, AppStore, Run, Thread
 from citadel.settings import Settings
 
 log = logging.getLogger(__name__)
 
 NATIVE_MODES = {"values", "updates", "messages", "custom", "debug", "tasks", "checkpoints"}
 SUPPORTED_MODES = NATIVE_MODES | {"messages-tuple", "events"}
+IDLE_SECONDS = 5.0
+"""A reader that hears nothing for this long checks that the run is still going."""
 
 
 @dataclass
@@ -59,12 +61,13 @@ class RunRequest:
 
 
 class RunExecutor(Protocol):
-    """Where accepted runs execute. In-process for now; a distributed engine can take its place."""
+    """Where accepted runs execute; the binding chooses (in-process tasks, or Temporal workers)."""
 
-    def submit(self, run_id: str) -> None: ...
+    async def submit(self, run_id: str) -> None: ...
 
-    def cancel_local(self, run_id: str) -> asyncio.Task[None] | None:
-        """Cancel the run if it executes in this process; its task, to wait on, or None."""
+    async def cancel(self, run_id: str, previous: str) -> bool:
+        """Stop a run already marked cancelled (`previous`: the status it had, `pending` or
+        `running`). True when its execution writes the run's end itself."""
         ...
 
     async def start(self) -> None: ...
@@ -73,26 +76,33 @@ class RunExecutor(Protocol):
 
 
 class RunManager:
-    def __init__(self, settings: Settings, store: AppStore, registry: GraphRegistry) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: AppStore,
+        registry: GraphRegistry,
+        event_log: RunEventLog,
+        executor: Callable[[RunManager], RunExecutor] | None = None,
+    ) -> None:
+        """`executor` is None in a process that only executes runs handed to it (a Temporal worker)."""
         self.settings = settings
         self.store = store
         self.registry = registry
+        self.event_log = event_log
         self.worker_id = f"worker-{uuid.uuid4().hex[:12]}"
-        self.executor: RunExecutor = InProcessExecutor(self)
-        self._events: dict[str, RunEvents] = {}
-        self._stateless_results: dict[str, dict[str, Any]] = {}
-        self.stopping = False
+        self.executor: RunExecutor | None = executor(self) if executor is not None else None
 
     async def start(self) -> None:
-        await self.executor.start()
+        if self.executor is not None:
+            await self.executor.start()
 
     async def aclose(self) -> None:
-        self.stopping = True
-        await self.executor.aclose()
+        if self.executor is not None:
+            await self.executor.aclose()
 
     # --- accepting ----------------------------------------------------------------------------
     async def create(self, request: RunRequest) -> tuple[Run, Thread]:
-        """Validate and accept a run (committed before this returns); it starts on `start(run)`."""
+        """Validate and accept a run (committed before this returns); it starts on `launch(run)`."""
         spec = self.registry.get(request.graph).spec
         unknown = [m for m in request.stream_mode if m not in SUPPORTED_MODES]
         if unknown:
@@ -142,7 +152,6 @@ class RunManager:
             await self.store.update_thread(thread.thread_id, None, status="idle")
             raise
         await self.store.update_thread(thread.thread_id, None, graph=request.graph, title=_title(payload_input))
-        self._events[run.run_id] = RunEvents()
         return run, thread
 
     async def _thread_for(self, request: RunRequest) -> Thread:
@@ -161,70 +170,100 @@ class RunManager:
             )
         return thread
 
-    def launch(self, run: Run) -> RunEvents:
-        events = self._events.setdefault(run.run_id, RunEvents())
-        self.executor.submit(run.run_id)
-        return events
+    async def launch(self, run: Run) -> None:
+        """Hand an accepted run to the executor; its events can be read (`stream`) from now on."""
+        assert self.executor is not None, "this process executes runs; it does not accept them"
+        self.event_log.open(run.run_id)
+        await self.executor.submit(run.run_id)
 
-    def events(self, run_id: str) -> RunEvents | None:
-        return self._events.get(run_id)
-
-    # --- executing ----------------------------------------------------------------------------
-    async def execute(self, run_id: str) -> None:
-        """Run to the end (or the next interrupt) under a lease; publish every event."""
-        lease = self.settings.run_lease_seconds
-        if not await self.store.claim_run(run_id, self.worker_id, lease):
-            return  # someone else has it, or it is over
-        run = await self.store.get_run(run_id)
-        events = self._events.setdefault(run_id, RunEvents())
-        heartbeat = asyncio.create_task(self._heartbeat(run_id, asyncio.current_task()), name=f"lease:{run_id}")
-        status: str = "success"
-        error: str | None = None
-        try:
-            events.publish("metadata", {"run_id": run_id, "attempt": run.attempt})
-            await self._stream(run, events)
-        except asyncio.CancelledError:
-            if self.stopping:
-                # A clean stop: hand the run back so the next process resumes it at once.
-                await asyncio.shield(self.store.release_lease(run_id, self.worker_id))
-                events.close()
-                raise
-            status = "interrupted"
-        except CitadelError as failure:
-            status, error = "error", failure.message
-            events.publish("error", {"error": type(failure).__name__, "message": failure.message})
-        except Exception as failure:  # a graph's own failure: recorded on the run, never lost
-            log.exception("run %s failed", run_id)
-            status, error = "error", f"{type(failure).__name__}: {failure}"
-            events.publish("error", {"error": type(failure).__name__, "message": str(failure)})
-        finally:
-            heartbeat.cancel()
-        await asyncio.shield(self._finish(run, status, error))
-        events.close()
-
-    async def _heartbeat(self, run_id: str, runner: asyncio.Task[Any] | None) -> None:
-        lease = self.settings.run_lease_seconds
+    # --- reading ------------------------------------------------------------------------------
+    async def stream(self, run: Run, after: str | None = None) -> AsyncIterator[RunEvent]:
+        """The run's events after the event id `after` (from its first when None), live, until it
+        ends: `(id, event, data)`. An event that is not from the log has the id "" (the final values
+        of a run followed from a process that cannot see its events; a fresh snapshot after a gap)."""
         while True:
-            await asyncio.sleep(lease / 3)
-            if not await self.store.renew_lease(run_id, self.worker_id, lease) and runner is not None:
-                log.warning("run %s: lease lost or run cancelled elsewhere; stopping it here", run_id)
-                runner.cancel()
+            try:
+                async for item in self._read(run, after):
+                    yield item
+                return
+            except StreamGap:
+                log.warning("run %s: a reader missed events dropped from its log; sending a snapshot", run.run_id)
+                yield "", "values", await self._snapshot_values(run)
+                after = None
+            except NotHere:  # executing in another process whose events this one cannot see
+                yield "", "values", await self.final_values(run, await self._poll_end(run))
                 return
 
-    async def _finish(self, run: Run, status: str, error: str | None) -> None:
-        assert run.thread_id is not None
+    async def _read(self, run: Run, after: str | None) -> AsyncIterator[RunEvent]:
+        over_since: RunEnd | None = None
+        async for item in self.event_log.read(run.run_id, after, idle=IDLE_SECONDS):
+            if item is not None:
+                if item[1] == "end":
+                    return
+                yield item
+                continue
+            # Quiet for a while. A run over in the database whose end never reached the log (its
+            # executor died between the two) must not keep its readers forever.
+            ended = await self._ended_in_store(run)
+            if ended is not None and over_since is not None:
+                yield "", "values", await self.final_values(run, ended)
+                return
+            over_since = ended
+
+    async def wait(self, run: Run) -> RunEnd:
+        """Until the run is over (in whichever process it executes): how it ended."""
+        over_since: RunEnd | None = None
+        while True:
+            try:
+                end = await self.event_log.wait_end(run.run_id, IDLE_SECONDS)
+            except NotHere:
+                return await self._poll_end(run)
+            if end is not None:
+                return end
+            ended = await self._ended_in_store(run)
+            if ended is not None and over_since is not None:
+                return ended
+            over_since = ended
+
+    async def _ended_in_store(self, run: Run) -> RunEnd | None:
+        try:
+            current = await self.store.get_run(run.run_id)
+        except NotFound:  # deleted with its thread
+            return RunEnd("interrupted", "deleted")
+        return None if current.status in ACTIVE_RUN else RunEnd(current.status, current.error)
+
+    async def _poll_end(self, run: Run) -> RunEnd:
+        delay = 0.05
+        while (ended := await self._ended_in_store(run)) is None:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
+        return ended
+
+    async def final_values(self, run: Run, end: RunEnd) -> dict[str, Any]:
+        """What `runs/wait` and `join` answer: the thread's values (with `__interrupt__` when it
+        paused, `__error__` when the run failed)."""
+        if end.status == "error":
+            return {"__error__": {"error": "RunError", "message": end.error}}
+        if run.payload.get("stateless"):  # its thread is gone; the values came with its end
+            return dict(end.values or {})
+        return await self._snapshot_values(run)
+
+    async def _snapshot_values(self, run: Run) -> dict[str, Any]:
         graph = self.registry.get(run.graph).graph
-        snapshot = await graph.aget_state({"configurable": {"thread_id": run.thread_id}})
-        thread_status = "error" if status == "error" else ("interrupted" if snapshot.interrupts else "idle")
-        if run.payload.get("stateless"):
-            self._stateless_results[run.run_id] = (
-                {"__error__": {"error": "RunError", "message": error}} if status == "error" else _values(snapshot)
-            )
-        await self.store.finish_run(run.run_id, status, error)  # type: ignore[arg-type]
-        if run.payload.get("stateless"):
-            await self.delete_thread(run.thread_id, None)
-        else:
-            await self.store.release_thread(run.thread_id, thread_status)
+        return values_of(await graph.aget_state({"configurable": {"thread_id": run.thread_id}}))
+
+    # --- stopping -----------------------------------------------------------------------------
+    async def cancel(self, run: Run, *, wait: bool = False) -> None:
+        """Stop a run wherever it is. It is marked cancelled first, so that neither its executor
+        (even if the run has not started yet) nor a recovery elsewhere takes it up again; its
+        executor stops it (in this process at once; on a Temporal worker within a heartbeat)."""
+        previous = await self.store.cancel_run(run.run_id, run.thread_id)
+        if previous is not None:
+            ends_itself = self.executor is not None and await self.executor.cancel(run.run_id, previous)
+            if not ends_itself:  # it never started, or it runs where this process cannot stop it
+                await self.event_log.end(run.run_id, RunEnd("interrupted", "cancelled"))
+        if wait:
+            await self.wait(run)
 
     async def delete_thread(self, thread_id: str, owner: str | None) -> None:
         """The thread, its runs and its checkpoints."""
@@ -238,117 +277,8 @@ class RunManager:
             if checkpointer is not None and not isinstance(checkpointer, bool):
                 await checkpointer.adelete_thread(thread_id)
 
-    def graph_config(self, run: Run) -> RunnableConfig:
-        payload = run.payload
-        user_config = dict(payload.get("config") or {})
-        configurable = dict(user_config.pop("configurable", {}) or {})
-        configurable.update({"thread_id": run.thread_id, "user_id": run.owner})
-        if payload.get("checkpoint_id"):
-            configurable["checkpoint_id"] = payload["checkpoint_id"]
-        return {
-            **{k: v for k, v in user_config.items() if k in ("tags", "recursion_limit", "max_concurrency")},
-            "configurable": configurable,
-            "metadata": {**(run.metadata or {}), "run_id": run.run_id, "graph_id": run.graph},
-        }
 
-    async def _stream(self, run: Run, events: RunEvents) -> None:
-        payload = run.payload
-        graph = self.registry.get(run.graph).graph
-        config = self.graph_config(run)
-        command = payload.get("command")
-        graph_input: Any = Command(**command) if command else payload.get("input")
-        modes: list[str] = payload.get("stream_mode") or ["values"]
-        options: dict[str, Any] = {
-            "interrupt_before": payload.get("interrupt_before"),
-            "interrupt_after": payload.get("interrupt_after"),
-        }
-        if payload.get("context") is not None:
-            options["context"] = payload["context"]
-        if "events" in modes:
-            async for event in graph.astream_events(graph_input, config, version="v2", **options):  # type: ignore[call-overload]
-                events.publish("events", to_jsonable(event))
-            if "values" in modes:
-                snapshot = await graph.aget_state({"configurable": {"thread_id": run.thread_id}})
-                events.publish("values", to_jsonable(snapshot.values))
-            return
-        native = {"messages" if m == "messages-tuple" else m for m in modes}
-        if "messages" in modes:
-            native.add("updates")  # to tell when a streamed message is complete
-        partial: dict[str, AIMessageChunk] = {}
-        subgraphs = bool(payload.get("stream_subgraphs"))
-        stream: AsyncIterator[Any] = graph.astream(
-            graph_input,
-            config,
-            stream_mode=sorted(native),  # type: ignore[arg-type]
-            subgraphs=subgraphs,
-            **options,
-        )
-        async for item in stream:
-            namespace, mode, chunk = item if subgraphs else ((), *item)
-            suffix = "|" + "|".join(namespace) if namespace else ""
-            if mode == "messages":
-                message, metadata = chunk
-                if "messages-tuple" in modes:
-                    events.publish("messages" + suffix, [to_jsonable(message), to_jsonable(metadata)])
-                if "messages" in modes:
-                    _publish_partial(events, partial, message, metadata, suffix)
-                continue
-            if mode == "updates" and "messages" in modes:
-                _publish_complete(events, partial, chunk, suffix)
-                if "updates" not in modes:
-                    continue
-            events.publish(mode + suffix, to_jsonable(chunk))
-
-    # --- reading and stopping -----------------------------------------------------------------
-    async def wait(self, run: Run) -> None:
-        """Until the run is over (on whichever process executes it)."""
-        events = self._events.get(run.run_id)
-        if events is not None:
-            await events.done.wait()
-            return
-        delay = 0.05
-        while (await self.store.get_run(run.run_id)).status in ("pending", "running"):
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 1.0)
-
-    async def final_values(self, run: Run) -> dict[str, Any]:
-        """What `runs/wait` and `join` answer: the thread's values (with `__interrupt__` when it
-        paused, `__error__` when the run failed)."""
-        if run.payload.get("stateless"):  # its thread and run rows are gone; the result was kept
-            return self._stateless_results.pop(run.run_id, {})
-        finished = await self.store.get_run(run.run_id)
-        if finished.status == "error":
-            return {"__error__": {"error": "RunError", "message": finished.error}}
-        graph = self.registry.get(run.graph).graph
-        return _values(await graph.aget_state({"configurable": {"thread_id": run.thread_id}}))
-
-    async def cancel(self, run: Run, *, wait: bool = False) -> None:
-        """Stop a run wherever it is. It is marked cancelled first, so that neither its own process
-        (even if the run has not started yet) nor recovery elsewhere takes it up again; a process
-        running it elsewhere stops at its next lease renewal."""
-        if not await self.store.cancel_run(run.run_id, run.thread_id):
-            return  # it had already ended
-        task = self.executor.cancel_local(run.run_id)
-        if task is not None:
-            await asyncio.wait({task}, timeout=30)  # its own bookkeeping
-        events = self._events.get(run.run_id)
-        if events is not None and not events.done.is_set():  # cancelled before it started
-            events.close()
-        if wait:
-            await self.wait(run)
-
-    async def watch(self, run: Run) -> AsyncIterator[tuple[str, Any]]:
-        """A run's events, from the start: live if it runs here, else its final values."""
-        events = self._events.get(run.run_id)
-        if events is not None:
-            async for item in events.subscribe():
-                yield item
-            return
-        await self.wait(run)
-        yield "values", await self.final_values(run)
-
-
-def _values(snapshot: StateSnapshot) -> dict[str, Any]:
+def values_of(snapshot: StateSnapshot) -> dict[str, Any]:
     values: dict[str, Any] = to_jsonable(snapshot.values) or {}
     if snapshot.interrupts:
         values["__interrupt__"] = to_jsonable(list(snapshot.interrupts))
@@ -365,28 +295,3 @@ def _title(payload_input: Any) -> str | None:
             if isinstance(content, str) and content.strip():
                 return content.strip()[:80]
     return None
-
-
-def _publish_partial(
-    events: RunEvents, partial: dict[str, AIMessageChunk], message: BaseMessage, metadata: Any, suffix: str
-) -> None:
-    """The SDK's legacy `messages` mode: metadata once, then the message so far after each chunk."""
-    key = message.id or "message"
-    if key not in partial:
-        events.publish("messages/metadata" + suffix, {key: {"metadata": to_jsonable(metadata)}})
-        partial[key] = message if isinstance(message, AIMessageChunk) else AIMessageChunk(content=message.text)
-    else:
-        partial[key] = partial[key] + message  # type: ignore[operator, assignment]
-    events.publish("messages/partial" + suffix, [to_jsonable(partial[key])])
-
-
-def _publish_complete(events: RunEvents, partial: dict[str, AIMessageChunk], update: Any, suffix: str) -> None:
-    if not isinstance(update, dict):
-        return
-    for node_update in update.values():
-        if not isinstance(node_update, dict):
-            continue
-        for message in node_update.get("messages") or []:
-            if isinstance(message, BaseMessage) and message.id in partial:
-                partial.pop(message.id)
-                events.publish("messages/complete" + suffix, [to_jsonable(message)])

@@ -176,18 +176,19 @@ async def _execute(ctx: Ctx, runs: RunManager, request: RunRequest) -> tuple[Run
     """Start the run, report its steps, and answer its final values. If the call ends early
     (cancelled by the client, or the client went away) the run is cancelled too."""
     run, _ = await runs.create(request)
-    events = runs.launch(run)
+    await runs.launch(run)
     progress = _Progress(ctx)
     try:
         await progress.report(f"run {run.run_id} started on thread {run.thread_id}")
-        async for event, data in events.subscribe():
+        async for _, event, data in runs.stream(run):
             if event == "updates" and isinstance(data, dict):
                 await progress.step(data)
+        end = await runs.wait(run)
     except BaseException:
         with anyio.CancelScope(shield=True), anyio.move_on_after(CANCEL_WAIT_SECONDS):
             await runs.cancel(await runs.store.get_run(run.run_id), wait=True)
         raise
-    return run, await runs.final_values(run)
+    return run, await runs.final_values(run, end)
 
 
 def _pending(values: dict[str, Any]) -> Pending | None:

@@ -261,45 +261,56 @@ class AppStore:
             row = (await connection.execute(query)).mappings().first()
         return Run.from_row(row) if row else None
 
-    async def claim_run(self, run_id: str, worker: str, lease_seconds: float) -> bool:
-        """Take the lease on a run that nobody holds (or whose holder stopped renewing it)."""
+    async def claim_run(
+        self, run_id: str, owner: str, lease_seconds: float, *, attempt: int | None = None
+    ) -> Run | None:
+        """Take a run to execute it: the run as claimed, or None if it is over or someone else holds it.
+
+        Without `attempt`, the lease decides: a run nobody holds, or whose holder stopped renewing it
+        (or `owner`'s own). With `attempt` (Temporal's attempt number), the attempt decides: a later
+        attempt always takes the run over, an earlier or equal one never does."""
         stamp = now()
+        if attempt is None:
+            held = or_(runs.c.lease_owner.is_(None), runs.c.lease_expires_at < stamp, runs.c.lease_owner == owner)
+            number: Any = runs.c.attempt + 1
+        else:
+            held, number = runs.c.attempt < attempt, attempt
         async with self.engine.begin() as connection:
             result = await connection.execute(
                 update(runs)
-                .where(
-                    runs.c.run_id == run_id,
-                    runs.c.status.in_(ACTIVE_RUN),
-                    or_(runs.c.lease_owner.is_(None), runs.c.lease_expires_at < stamp, runs.c.lease_owner == worker),
-                )
+                .where(runs.c.run_id == run_id, runs.c.status.in_(ACTIVE_RUN), held)
                 .values(
                     status="running",
-                    lease_owner=worker,
+                    lease_owner=owner,
                     lease_expires_at=stamp + timedelta(seconds=lease_seconds),
-                    attempt=runs.c.attempt + 1,
+                    attempt=number,
                     started_at=func.coalesce(runs.c.started_at, stamp),
                     updated_at=stamp,
                 )
             )
-        return result.rowcount == 1
+            if result.rowcount != 1:
+                return None
+            row = (await connection.execute(select(runs).where(runs.c.run_id == run_id))).mappings().one()
+        return Run.from_row(row)
 
-    async def renew_lease(self, run_id: str, worker: str, lease_seconds: float) -> bool:
+    async def renew_lease(self, run_id: str, owner: str, lease_seconds: float) -> bool:
         """Extend the lease; False if the run was taken over, finished or asked to stop."""
         stamp = now()
         async with self.engine.begin() as connection:
             result = await connection.execute(
                 update(runs)
-                .where(runs.c.run_id == run_id, runs.c.lease_owner == worker, runs.c.status == "running")
+                .where(runs.c.run_id == run_id, runs.c.lease_owner == owner, runs.c.status == "running")
                 .values(lease_expires_at=stamp + timedelta(seconds=lease_seconds), updated_at=stamp)
             )
         return result.rowcount == 1
 
-    async def finish_run(self, run_id: str, status: RunStatus, error: str | None = None) -> None:
+    async def finish_run(self, run_id: str, owner: str, status: RunStatus, error: str | None = None) -> bool:
+        """End a run `owner` holds; False if it no longer does (cancelled, or taken over meanwhile)."""
         stamp = now()
         async with self.engine.begin() as connection:
-            await connection.execute(
+            result = await connection.execute(
                 update(runs)
-                .where(runs.c.run_id == run_id)
+                .where(runs.c.run_id == run_id, runs.c.lease_owner == owner, runs.c.status == "running")
                 .values(
                     status=status,
                     error=error,
@@ -309,20 +320,37 @@ class AppStore:
                     lease_expires_at=None,
                 )
             )
+        return result.rowcount == 1
 
-    async def cancel_run(self, run_id: str, thread_id: str | None) -> bool:
-        """Mark an unfinished run cancelled and, in the same transaction, free its thread if no other
-        run holds it. False if the run had already ended."""
+    async def fail_run(self, run_id: str, error: str) -> bool:
+        """End an unfinished run as failed, whoever holds it (its executor is known to be gone)."""
         stamp = now()
         async with self.engine.begin() as connection:
             result = await connection.execute(
                 update(runs)
                 .where(runs.c.run_id == run_id, runs.c.status.in_(ACTIVE_RUN))
-                .values(status="interrupted", error="cancelled", ended_at=stamp, updated_at=stamp,
+                .values(status="error", error=error, ended_at=stamp, updated_at=stamp,
                         lease_owner=None, lease_expires_at=None)
             )  # fmt: skip
-            if result.rowcount != 1:
-                return False
+        return result.rowcount == 1
+
+    async def cancel_run(self, run_id: str, thread_id: str | None) -> str | None:
+        """Mark an unfinished run cancelled and, in the same transaction, free its thread if no other
+        run holds it. The status it had (`pending`: it never started; `running`), or None if it had
+        already ended."""
+        stamp = now()
+        async with self.engine.begin() as connection:
+            for previous in ACTIVE_RUN:
+                result = await connection.execute(
+                    update(runs)
+                    .where(runs.c.run_id == run_id, runs.c.status == previous)
+                    .values(status="interrupted", error="cancelled", ended_at=stamp, updated_at=stamp,
+                            lease_owner=None, lease_expires_at=None)
+                )  # fmt: skip
+                if result.rowcount == 1:
+                    break
+            else:
+                return None
             if thread_id is not None:
                 others = select(runs.c.run_id).where(runs.c.thread_id == thread_id, runs.c.status.in_(ACTIVE_RUN))
                 await connection.execute(
@@ -330,7 +358,7 @@ class AppStore:
                     .where(threads.c.thread_id == thread_id, threads.c.status == "busy", ~others.exists())
                     .values(status="idle", updated_at=stamp)
                 )
-        return True
+        return previous
 
     async def release_thread(self, thread_id: str, status: str) -> None:
         """Set a thread's status after its run ended, unless another run has taken the thread since."""
@@ -342,25 +370,47 @@ class AppStore:
                 .values(status=status, updated_at=now())
             )
 
-    async def release_lease(self, run_id: str, worker: str) -> None:
+    async def release_lease(self, run_id: str, owner: str) -> None:
         """Give a run back unfinished (a clean shutdown): the next process resumes it at once."""
         async with self.engine.begin() as connection:
             await connection.execute(
                 update(runs)
-                .where(runs.c.run_id == run_id, runs.c.lease_owner == worker)
+                .where(runs.c.run_id == run_id, runs.c.lease_owner == owner)
                 .values(lease_owner=None, lease_expires_at=None, updated_at=now())
             )
 
-    async def recoverable_runs(self) -> list[Run]:
-        """Runs accepted but not finished whose lease nobody holds: to be resumed."""
+    async def recoverable_runs(self, pending_for: float) -> list[Run]:
+        """Runs accepted but not finished whose lease nobody holds: to be resumed. A run still
+        `pending` counts only once it has waited `pending_for` seconds: until then the process that
+        accepted it is about to start it."""
         stamp = now()
         query = (
             select(runs)
             .where(
                 runs.c.status.in_(ACTIVE_RUN),
                 or_(runs.c.lease_owner.is_(None), runs.c.lease_expires_at < stamp),
+                or_(runs.c.status != "pending", runs.c.created_at < stamp - timedelta(seconds=pending_for)),
             )
             .order_by(runs.c.created_at)
+        )
+        async with self.engine.connect() as connection:
+            rows = (await connection.execute(query)).mappings().all()
+        return [Run.from_row(row) for row in rows]
+
+    async def stalled_runs(self, pending_for: float, running_for: float) -> list[Run]:
+        """Runs `pending` for over `pending_for` seconds, or `running` without a sign of life (a lease
+        renewal) for over `running_for`: what the Temporal reconciler looks into."""
+        stamp = now()
+        query = (
+            select(runs)
+            .where(
+                or_(
+                    and_(runs.c.status == "pending", runs.c.created_at < stamp - timedelta(seconds=pending_for)),
+                    and_(runs.c.status == "running", runs.c.updated_at < stamp - timedelta(seconds=running_for)),
+                )
+            )
+            .order_by(runs.c.created_at)
+            .limit(500)
         )
         async with self.engine.connect() as connection:
             rows = (await connection.execute(query)).mappings().all()

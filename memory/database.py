@@ -1,6 +1,7 @@
 """The app database: PostgreSQL (asyncpg) when `CITADEL_DATABASE_URL` is set, else a SQLite file in
-the data directory. Its schema is migrated by `citadel migrate` (Alembic); the server checks at
-start that the schema is current and says what to run when it is not."""
+the data directory. Its schema is migrated by `citadel migrate` (Alembic). At start, an empty
+database gets the schema (as `langgraph dev` creates its own); one at an older schema is refused,
+saying to run `citadel migrate`: an upgrade stays an explicit step."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, event, text
+from sqlalchemy import Connection, event, inspect, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from citadel.settings import Settings
@@ -79,6 +80,8 @@ async def migrate(engine: AsyncEngine) -> tuple[str | None, str]:
     """Apply pending migrations; returns (revision before, revision after)."""
 
     def upgrade(connection: Connection) -> str | None:
+        if connection.dialect.name == "postgresql":  # replicas starting together: one migrates at a time
+            connection.execute(text("select pg_advisory_xact_lock(hashtext('citadel_migrate'))"))
         before = MigrationContext.configure(connection).get_current_revision()
         command.upgrade(_alembic_config(connection), "head")
         return before
@@ -91,6 +94,18 @@ async def migrate(engine: AsyncEngine) -> tuple[str | None, str]:
 async def current_revision(engine: AsyncEngine) -> str | None:
     async with engine.connect() as connection:
         return await connection.run_sync(lambda c: MigrationContext.configure(c).get_current_revision())
+
+
+async def ensure_schema(engine: AsyncEngine) -> bool:
+    """Create the schema in an empty database (True when it did); otherwise as `check_schema`."""
+    if await current_revision(engine) is None:
+        async with engine.connect() as connection:
+            tables = await connection.run_sync(lambda c: inspect(c).get_table_names())
+        if not any(name.startswith("citadel_") for name in tables):
+            await migrate(engine)
+            return True
+    await check_schema(engine)
+    return False
 
 
 async def check_schema(engine: AsyncEngine) -> None:

@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Header, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
@@ -81,36 +81,48 @@ def _location(run: Run, stateless: bool) -> dict[str, str]:
     return {"Content-Location": path}
 
 
-async def _stream(
-    runs: RunManager, request: Request, body: RunCreate, identity: Identity, thread_id: str | None
-) -> EventSourceResponse:
-    run, _ = await runs.create(body.request(identity, thread_id))
-    events = runs.launch(run)
+SSE_HEADERS = {"X-Accel-Buffering": "no", "Cache-Control": "no-cache"}
+
+
+def _frames(runs: RunManager, run: Run, after: str | None, cancel_on_disconnect: bool) -> EventSourceResponse:
+    """The run's events as SSE, each with its id (a client that reconnects with `Last-Event-ID`, to
+    any replica, gets every event after it once, in order)."""
 
     async def frames() -> AsyncIterator[ServerSentEvent]:
         finished = False
         try:
-            async for event, data in events.subscribe():
-                yield ServerSentEvent(data=dumps(data), event=event)
+            async for event_id, event, data in runs.stream(run, after):
+                yield ServerSentEvent(data=dumps(data), event=event, id=event_id or None)
             finished = True
         finally:
-            if not finished and body.on_disconnect == "cancel":
+            if not finished and cancel_on_disconnect:
                 await asyncio.shield(runs.cancel(run))
 
-    headers = {**_location(run, thread_id is None), "X-Accel-Buffering": "no", "Cache-Control": "no-cache"}
-    return EventSourceResponse(frames(), headers=headers, ping=15)
+    return EventSourceResponse(frames(), headers=SSE_HEADERS, ping=15)
+
+
+async def _stream(
+    runs: RunManager, request: Request, body: RunCreate, identity: Identity, thread_id: str | None
+) -> EventSourceResponse:
+    run, _ = await runs.create(body.request(identity, thread_id))
+    await runs.launch(run)
+    response = _frames(runs, run, None, body.on_disconnect == "cancel")
+    response.headers.update(_location(run, thread_id is None))
+    if thread_id is not None:  # where a client reconnects (langgraph-sdk does, with Last-Event-ID)
+        response.headers["Location"] = f"/threads/{run.thread_id}/runs/{run.run_id}/stream"
+    return response
 
 
 async def _wait(runs: RunManager, body: RunCreate, identity: Identity, thread_id: str | None) -> Response:
     run, _ = await runs.create(body.request(identity, thread_id))
-    events = runs.launch(run)
+    await runs.launch(run)
     try:
-        await events.done.wait()
+        end = await runs.wait(run)
     except asyncio.CancelledError:
         if body.on_disconnect == "cancel":
             await asyncio.shield(runs.cancel(run))
         raise
-    values = await runs.final_values(run)
+    values = await runs.final_values(run, end)
     return Response(dumps(values), media_type="application/json", headers=_location(run, thread_id is None))
 
 
@@ -139,14 +151,14 @@ async def wait_stateless(body: RunCreate, runs: RunsDep, identity: IdentityDep) 
 @router.post("/threads/{thread_id}/runs")
 async def create_background_run(thread_id: str, body: RunCreate, runs: RunsDep, identity: IdentityDep) -> Response:
     run, _ = await runs.create(body.request(identity, thread_id))
-    runs.launch(run)
+    await runs.launch(run)
     return Response(dumps(run_to_wire(run)), media_type="application/json", headers=_location(run, False))
 
 
 @router.post("/runs")
 async def create_stateless_background_run(body: RunCreate, runs: RunsDep, identity: IdentityDep) -> Response:
     run, _ = await runs.create(body.request(identity, None))
-    runs.launch(run)
+    await runs.launch(run)
     return Response(dumps(run_to_wire(run)), media_type="application/json", headers=_location(run, True))
 
 
@@ -181,21 +193,27 @@ async def join_run(
     thread_id: str, run_id: str, services: ServicesDep, runs: RunsDep, identity: IdentityDep
 ) -> Response:
     run = await _owned_run(services, identity, thread_id, run_id)
-    await runs.wait(run)
-    return Response(dumps(await runs.final_values(run)), media_type="application/json")
+    end = await runs.wait(run)
+    return Response(dumps(await runs.final_values(run, end)), media_type="application/json")
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}/stream")
 async def join_stream(
-    thread_id: str, run_id: str, services: ServicesDep, runs: RunsDep, identity: IdentityDep
+    thread_id: str,
+    run_id: str,
+    services: ServicesDep,
+    runs: RunsDep,
+    identity: IdentityDep,
+    last_event_id: str | None = Header(
+        default=None, alias="Last-Event-ID", description="Resume after this event (an SSE id this run's stream sent)."
+    ),
+    cancel_on_disconnect: bool = False,
 ) -> EventSourceResponse:
+    """The run's events from its first (or after `Last-Event-ID`), live until it ends, on any replica."""
     run = await _owned_run(services, identity, thread_id, run_id)
-
-    async def frames() -> AsyncIterator[ServerSentEvent]:
-        async for event, data in runs.watch(run):
-            yield ServerSentEvent(data=dumps(data), event=event)
-
-    return EventSourceResponse(frames(), headers={"X-Accel-Buffering": "no"}, ping=15)
+    if last_event_id:
+        runs.event_log.check_id(last_event_id.strip())
+    return _frames(runs, run, last_event_id.strip() if last_event_id else None, cancel_on_disconnect)
 
 
 @router.post("/threads/{thread_id}/runs/{run_id}/cancel", status_code=status.HTTP_204_NO_CONTENT)

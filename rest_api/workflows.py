@@ -42,7 +42,7 @@ async def create_workflow(body: WorkflowCreate, runs: RunsDep, identity: Identit
             metadata=body.metadata,
         )
     )
-    runs.launch(run)
+    await runs.launch(run)
     return {"workflow_id": run.run_id, "thread_id": thread.thread_id, "status": run.status}
 
 

@@ -19,7 +19,7 @@ from citadel.mcp_server.http import MCPEndpoint
 from citadel.memory.audit import AuditLog
 from citadel.rest_api import routes as rest_routes
 from citadel.runtime.auth import AuthMiddleware
-from citadel.runtime.core import open_core
+from citadel.runtime.core import DepsAdjuster, open_core
 from citadel.runtime.http_errors import install_error_handlers
 from citadel.runtime.rate_limits import RateLimiter, RateLimitMiddleware
 from citadel.runtime.request_audit import AuditMiddleware, BodyLimitMiddleware
@@ -55,13 +55,14 @@ class MetricsMiddleware:
             metrics.HTTP_LATENCY.labels(template, scope["method"]).observe(time.perf_counter() - started)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, adjust_deps: DepsAdjuster | None = None) -> FastAPI:
+    """`adjust_deps` swaps what the graphs are built with (the tests' scripted tool-calling model)."""
     settings = settings or Settings()
     mcp_endpoint = MCPEndpoint(settings)  # the MCP face (mcp_server/): tools and graphs at /mcp
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        async with open_core(settings) as core:
+        async with open_core(settings, adjust_deps=adjust_deps) as core:
             services, registry, runs = core.services, core.registry, core.runs
             assert services.engine is not None
             audit = AuditLog(services.engine)

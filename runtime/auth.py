@@ -37,6 +37,10 @@ from citadel.settings import Settings
 log = logging.getLogger(__name__)
 
 PUBLIC_PATHS = ("/health", "/metrics")
+ACT_FOR_HEADER = "x-citadel-user"
+"""An administrator (the local operator, or a machine token with the admin role) acting for a user:
+Citadel's own processes that serve people, such as the voice worker, whose caller is the user named
+in a LiveKit token the server signed. The request is then that user's, with the `user` role."""
 PROTECTED_RESOURCE_PATH = "/.well-known/oauth-protected-resource"
 
 
@@ -112,6 +116,14 @@ class ClerkAuthenticator:
         return Identity(user_id=subject, role=self._role((claims or {}).get("role")), kind="machine")
 
 
+def _acting_for(caller: Identity, user_id: str) -> Identity:
+    if not caller.is_admin:
+        raise AuthFailure(f"only an administrator may act for another user ({ACT_FOR_HEADER})", status=403)
+    if not user_id or len(user_id) > 255 or not user_id.isprintable():
+        raise AuthFailure(f"{ACT_FOR_HEADER} must name a user (1 to 255 printable characters)", status=400)
+    return Identity(user_id=user_id, role="user", kind="user")
+
+
 def _bearer(headers: Mapping[str, str]) -> str | None:
     value = headers.get("authorization")
     if value and value.lower().startswith("bearer "):
@@ -148,6 +160,13 @@ class AuthMiddleware:
             except AuthFailure as failure:
                 await self._refuse(scope, send, failure)
                 return
+        acting_for = Headers(scope=scope).get(ACT_FOR_HEADER)
+        if acting_for is not None and state["identity"] is not None:
+            try:
+                state["identity"] = _acting_for(state["identity"], acting_for.strip())
+            except AuthFailure as failure:
+                await self._refuse(scope, send, failure)
+                return
         await self.app(scope, receive, send)
 
     async def _refuse(self, scope: Scope, send: Send, failure: AuthFailure) -> None:
@@ -158,9 +177,11 @@ class AuthMiddleware:
                 host = dict(scope["headers"]).get(b"host", b"localhost").decode("latin-1")
                 scheme = scope.get("scheme", "http")
                 challenge += f', resource_metadata="{scheme}://{host}{PROTECTED_RESOURCE_PATH}"'
-        kind = "unauthorized" if failure.status == 401 else "auth_unavailable"
+        kind = {401: "unauthorized", 403: "forbidden", 400: "invalid_request"}.get(failure.status, "auth_unavailable")
         body = json.dumps({"error": {"message": failure.reason, "type": kind, "code": kind, "param": None}}).encode()
-        headers = [(b"content-type", b"application/json"), (b"www-authenticate", challenge.encode())]
+        headers = [(b"content-type", b"application/json")]
+        if failure.status in (401, 503):
+            headers.append((b"www-authenticate", challenge.encode()))
         if failure.status == 503:
             headers.append((b"retry-after", b"5"))
         scope.setdefault("state", {})["auth_error"] = failure.reason

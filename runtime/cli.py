@@ -1,10 +1,15 @@
-"""The `citadel` command: `serve`, `ingest`, `models`."""
+"""The `citadel` command: `serve`, `worker`, `mcp`, `ingest`, `migrate`, `models`, and the rest.
+
+In embedded mode the `citadel serve` process owns the stores; `citadel mcp` and `citadel ingest` go
+through it when it answers (`CITADEL_URL`), and open services of their own only when none does."""
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import ipaddress
+import logging
+import os
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,6 +26,22 @@ from citadel.settings import Settings
 
 app = typer.Typer(help="Citadel agent runtime.", no_args_is_help=True, add_completion=False)
 console = Console(stderr=True)
+log = logging.getLogger("citadel.cli")
+PROBE_SECONDS = 2.0
+
+
+def running_server(settings: Settings) -> str | None:
+    """The URL of the Citadel server of these settings (`CITADEL_URL`) if one answers, else None."""
+    url = settings.server_url
+    try:
+        answered = httpx.get(f"{url}/health", timeout=PROBE_SECONDS).status_code == 200
+    except httpx.HTTPError:
+        return None
+    return url if answered else None
+
+
+def _token(settings: Settings) -> str | None:
+    return settings.token.get_secret_value() if settings.token else None
 
 
 def load_settings(**overrides: Any) -> Settings:
@@ -76,12 +97,18 @@ def ingest(
     collection: Annotated[str, typer.Option("--collection", "-c", help="Collection to fill (made if missing).")],
     model: Annotated[str | None, typer.Option(help="Embedding model for a new collection.")] = None,
     batch_size: Annotated[int, typer.Option(min=1, max=1000, help="Documents per upsert.")] = 64,
-    server: Annotated[str | None, typer.Option(help="Send to a running Citadel at this URL instead.")] = None,
+    server: Annotated[
+        str | None, typer.Option(help="Send to the Citadel at this URL (default: CITADEL_URL when a server answers).")
+    ] = None,
 ) -> None:
-    """Embed documents into a collection, with a progress bar."""
+    """Embed documents into a collection, with a progress bar: through the running server when one
+    answers (it owns the vector store), else into the local store."""
     from citadel.tools.ingest import count_documents
 
     settings = load_settings()
+    server = server or running_server(settings)
+    if server:
+        console.print(f"ingesting through the Citadel server at {server}")
     total = count_documents(paths)
     progress = Progress(
         TextColumn("[bold]{task.description}"),
@@ -129,7 +156,8 @@ async def _ingest_remote(settings, server, paths, collection, model, batch_size,
     from citadel.tools.ingest import batched, read_documents
 
     docs = chunks = 0
-    async with httpx.AsyncClient(base_url=server, timeout=300) as client:
+    headers = {"Authorization": f"Bearer {token}"} if (token := _token(settings)) else None
+    async with httpx.AsyncClient(base_url=server, timeout=300, headers=headers) as client:
         response = await client.post("/v1/collections", json={"name": collection, "model": model})
         _raise_for(response)
         for batch in batched(read_documents(paths), batch_size):
@@ -203,12 +231,44 @@ def audit_prune(
 
 @app.command("mcp")
 def mcp_stdio() -> None:
-    """Serve Citadel's tools and graphs over MCP on stdin/stdout (for desktop clients); logs go to stderr."""
-    from citadel.mcp_server.stdio import run_stdio
-    from citadel.runtime.core import open_core
+    """Serve Citadel's tools and graphs over MCP on stdin/stdout (for desktop clients); logs go to stderr.
+
+    Relays to the running server's /mcp (CITADEL_URL) when one answers; else serves from its own services."""
+    from citadel.mcp_server.stdio import run_bridge, run_stdio
 
     settings = load_settings()
+    server = running_server(settings)
+    if server is not None:
+        run_bridge(f"{server}/mcp", _token(settings))
+        return
+    from citadel.runtime.core import open_core
+
+    log.info("no Citadel server answers at %s: serving from %s", settings.server_url, settings.data_dir)
     run_stdio(settings, lambda: open_core(settings))
+
+
+@app.command()
+def worker() -> None:
+    """Execute runs from Temporal (production mode: CITADEL_TEMPORAL_ADDRESS), until SIGTERM/SIGINT."""
+    from citadel.runtime.run_worker import serve_worker
+
+    settings = load_settings()
+    if not settings.temporal_address:
+        console.print(
+            "[red]error[/red]: `citadel worker` executes runs handed out by Temporal: set CITADEL_TEMPORAL_ADDRESS "
+            "(without it, `citadel serve` executes runs itself)"
+        )
+        raise typer.Exit(2)
+    try:
+        code = asyncio.run(serve_worker(settings))
+    except RuntimeError as error:
+        console.print(f"[red]error[/red]: {error}")
+        code = 1
+    # temporalio/sdk-python#300: the Temporal core's threads can abort the interpreter's finalization.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 @app.command()
@@ -288,13 +348,12 @@ def _voice_worker(dev: bool, url: str | None, api_key: str | None, api_secret: s
 
         ensure_voice_extra()  # says what to install, instead of a bare ModuleNotFoundError
         from citadel.agents.voice.worker import run_worker
-        from citadel.runtime.core import open_core
     except ImportError as error:
         console.print(f"[red]error[/red]: {error}")
         raise typer.Exit(1) from error
-    # Each job process opens the core itself (LiveKit pickles the opener into it), without recovery.
-    job_core = functools.partial(open_core, recovery=False)
-    run_worker(settings, job_core, dev=dev, log_level="debug" if dev else settings.log_level)
+    if running_server(settings) is None:
+        log.warning("no Citadel server answers at %s yet: voice conversations need it running", settings.server_url)
+    run_worker(settings, dev=dev, log_level="debug" if dev else settings.log_level)
 
 
 @voice_app.command("dev")

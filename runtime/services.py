@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from citadel.core.services import Services
 from citadel.memory.app_store import AppStore
 from citadel.memory.cache import ByteCache, MemoryCache, RedisCache
-from citadel.memory.database import check_schema, create_engine, ping, redact_url
+from citadel.memory.database import create_engine, ensure_schema, ping, redact_url
 from citadel.memory.persistence import open_persistence
 from citadel.settings import Settings
 from citadel.tools.embedded_chat import EmbeddedLLM
@@ -105,7 +105,8 @@ async def _check_database(settings: Settings, engine: AsyncEngine) -> None:
         else:
             where = f"the SQLite database {settings.data_dir / 'citadel.db'}"
         raise RuntimeError(f"cannot reach {where}: {type(error).__name__}: {error}") from error
-    await check_schema(engine)
+    if await ensure_schema(engine):
+        log.info("created the app tables (threads, runs, audit) in the empty database")
 
 
 async def _open_router(settings: Settings, embeddings: EmbeddingService) -> LLMRouter:

@@ -179,12 +179,12 @@ class RunGraph:
     ) -> AsyncIterator[dict[str, Any]]:
         run, _ = await self._runs.create(self.request(input, config))
         self.run = run
-        events = self._runs.launch(run)
+        await self._runs.launch(run)
         failure: Any = None
         try:
-            # The subscription ends once the run is recorded as over (the thread is free again),
-            # so the client's RUN_FINISHED or RUN_ERROR comes when it may start the next run.
-            async for name, data in events.subscribe():
+            # The stream ends once the run is recorded as over (the thread is free again), so the
+            # client's RUN_FINISHED or RUN_ERROR comes when it may start the next run.
+            async for _, name, data in self._runs.stream(run):
                 if name == "events":
                     yield revive_event(data)
                 elif name == "error":

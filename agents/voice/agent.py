@@ -18,7 +18,7 @@ from citadel.agents.voice import metrics
 from citadel.agents.voice.conversation import Conversation, approval_question
 from citadel.agents.voice.llm import LLM
 from citadel.agents.voice.plugins import SpeechPlugins
-from citadel.core.runs import RunManager
+from citadel.agents.voice.server_api import ServerAPI
 from citadel.settings import Settings
 
 INSTRUCTIONS = (
@@ -50,7 +50,7 @@ def turn_handling(settings: Settings, *, audio: bool = True) -> TurnHandlingOpti
 
 def build_session(
     settings: Settings,
-    runs: RunManager,
+    api: ServerAPI,
     conversation: Conversation,
     plugins: SpeechPlugins | None = None,
     *,
@@ -60,7 +60,7 @@ def build_session(
     (LiveKit's test harness: `session.run(user_input=...)`)."""
     clock = metrics.TurnClock()
     graph_llm = LLM(
-        runs,
+        api,
         conversation,
         tool_notice_seconds=settings.voice_tool_notice_seconds if tool_notice_seconds is None else tool_notice_seconds,
         on_first_token=clock.first_token,

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from citadel.core.runs import RunManager
+from citadel.agents.voice.server_api import ServerAPI
 from citadel.errors import NotFound
 
 METADATA_KEY = "citadel"
@@ -86,34 +86,35 @@ class Conversation:
     """`config` for each run (e.g. `{"configurable": {"collection": "docs"}}`)."""
 
 
-async def open_conversation(runs: RunManager, caller: Caller, default_graph: str) -> Conversation:
-    """The caller's thread (created if it does not exist yet), with any approval it is waiting on.
+async def open_conversation(api: ServerAPI, caller: Caller, default_graph: str) -> Conversation:
+    """The caller's thread on the server (created if it does not exist yet), with any approval it is
+    waiting on.
 
-    A thread that exists but belongs to someone else is refused (NotFound), as on every face."""
+    A thread that exists but belongs to someone else is refused (the server answers it like a
+    missing one, and refuses to create it again), as on every face."""
     graph = caller.graph or default_graph
-    runs.registry.get(graph)  # NotFound for an unknown graph, before any thread is made
+    await api.check_graph(caller.user_id, graph)  # NotFound for an unknown graph, before any thread is made
+    metadata = {"source": SOURCE}
     if caller.thread_id is None:
-        thread = await runs.store.create_thread(caller.user_id, graph=graph, metadata={"source": SOURCE})
+        thread = await api.create_thread(caller.user_id, graph, metadata)
     else:
         try:
-            thread = await runs.store.get_thread(caller.thread_id, caller.user_id)
+            thread = await api.get_thread(caller.user_id, caller.thread_id)
         except NotFound:
-            thread = await runs.store.create_thread(
-                caller.user_id, thread_id=caller.thread_id, graph=graph, metadata={"source": SOURCE}
-            )
-    graph = thread.graph or graph
-    conversation = Conversation(user_id=caller.user_id, thread_id=thread.thread_id, graph=graph)
-    if thread.status == "interrupted":
-        conversation.pending_approval = await pending_approval(runs, conversation)
+            thread = await api.create_thread(caller.user_id, graph, metadata, thread_id=caller.thread_id)
+    thread_graph = (thread.get("metadata") or {}).get("graph_id")
+    conversation = Conversation(user_id=caller.user_id, thread_id=thread["thread_id"], graph=thread_graph or graph)
+    if thread.get("status") == "interrupted":
+        conversation.pending_approval = pending_approval(thread)
     return conversation
 
 
-async def pending_approval(runs: RunManager, conversation: Conversation) -> dict[str, Any] | None:
-    """The approval the thread's graph paused for, if it did (e.g. in the chat page)."""
-    snapshot = await runs.registry.get(conversation.graph).graph.aget_state(
-        {"configurable": {"thread_id": conversation.thread_id}}
-    )
-    for interrupt in snapshot.interrupts:
-        if isinstance(interrupt.value, dict):
-            return interrupt.value
+def pending_approval(thread: dict[str, Any]) -> dict[str, Any] | None:
+    """The approval the thread's graph paused for, if it did (e.g. in the chat page), from the
+    thread as the server describes it (`interrupts`: task id → its interrupts)."""
+    for interrupts in (thread.get("interrupts") or {}).values():
+        for interrupt in interrupts or []:
+            value = interrupt.get("value") if isinstance(interrupt, dict) else None
+            if isinstance(value, dict):
+                return value
     return None

@@ -1,15 +1,15 @@
-"""A Citadel graph as the voice session's LLM, run through the `RunManager` like every other face.
+"""A Citadel graph as the voice session's LLM, run through the server's thread/run API like every
+other client's runs (`server_api.py`).
 
 Why not `livekit-plugins-langchain`'s `LLMAdapter`: it calls `graph.astream` itself, so a voice turn
-would skip the run manager (thread ownership, the one-run-per-thread rule, run records, leases); it
+would skip the server's runs (thread ownership, the one-run-per-thread rule, run records, durability); it
 sends LiveKit's whole chat context as the graph's input each turn, where a Citadel thread already
 holds its history (and may have been started in the chat page); it speaks every node's tokens, the
 supervisor's routing decision included; and it has no answer to an approval interrupt. This adapter
 keeps its shape (an `llm.LLM` whose stream turns LangGraph's `messages` events into `ChatChunk`s)
 and fixes those four:
 
-- each turn is a run on the conversation's thread (`RunRequest(thread_id, owner=user)`), input the
-  user's new words only;
+- each turn is a run on the conversation's thread, for its user, input the user's new words only;
 - only the answer is spoken: tokens of LLM calls tagged `citadel:internal` (`agents/tags.py`), tool
   messages, and model turns that call tools are skipped, so the final answer node's tokens (or a
   node's finished answer, like the remember node's confirmation) are what reaches the TTS;
@@ -37,7 +37,7 @@ from livekit.agents.types import NOT_GIVEN, NotGivenOr
 from citadel.agents.tags import INTERNAL
 from citadel.agents.voice import metrics
 from citadel.agents.voice.conversation import Conversation, approval_question, spoken_decision
-from citadel.core.runs import RunManager, RunRequest
+from citadel.agents.voice.server_api import ServerAPI
 from citadel.errors import CitadelError, Conflict
 
 log = logging.getLogger(__name__)
@@ -84,14 +84,14 @@ def _tags(metadata: Any) -> Iterable[str]:
 class LLM(llm.LLM):
     def __init__(
         self,
-        runs: RunManager,
+        api: ServerAPI,
         conversation: Conversation,
         *,
         tool_notice_seconds: float = 1.0,
         on_first_token: Callable[[], None] | None = None,
     ) -> None:
         super().__init__()
-        self.runs = runs
+        self.api = api
         self.conversation = conversation
         self.tool_notice_seconds = tool_notice_seconds
         self.on_first_token = on_first_token
@@ -159,66 +159,70 @@ class GraphStream(llm.LLMStream):
                 return (message.text_content or "").strip()
         return ""
 
-    def _request(self, text: str) -> RunRequest | None:
+    def _turn(self, text: str) -> dict[str, Any] | None:
+        """The run's input, or the answer to the approval the thread waits on; None when the words
+        answer neither yes nor no."""
         conversation = self._adapter.conversation
-        request = RunRequest(
-            graph=conversation.graph,
-            owner=conversation.user_id,
-            thread_id=conversation.thread_id,
-            config=conversation.config,
-            stream_mode=STREAM_MODE,
-            metadata={"source": "voice"},
-        )
         if conversation.pending_approval is None:
-            request.input = {"messages": [{"role": "user", "content": text}]}
-            return request
+            return {"input": {"messages": [{"role": "user", "content": text}]}}
         decision = spoken_decision(text)
-        if decision is None:
-            return None
-        request.command = {"resume": decision}
-        return request
+        return None if decision is None else {"command": {"resume": decision}}
 
     async def _run(self) -> None:
         text = self._user_text()
         if not text:
             return
         conversation = self._adapter.conversation
-        request = self._request(text)
-        if request is None:
+        turn = self._turn(text)
+        if turn is None:
             assert conversation.pending_approval is not None
             metrics.TURNS.labels("unclear_answer").inc()
             self._say(f"{UNCLEAR} {approval_question(conversation.pending_approval)}")
             return
-        runs = self._adapter.runs
+        api = self._adapter.api
+        run_ids: list[str] = []
+
+        def accepted(run_id: str) -> None:
+            run_ids.append(run_id)
+            conversation.pending_approval = None  # this run answers it (or starts a new turn)
+
+        events = api.stream(
+            conversation.user_id,
+            conversation.thread_id,
+            conversation.graph,
+            config=conversation.config,
+            stream_mode=STREAM_MODE,
+            metadata={"source": "voice"},
+            on_run=accepted,
+            **turn,
+        )
         try:
-            run, _ = await runs.create(request)
-        except Conflict:
+            outcome = await self._follow(events)
+        except Conflict:  # refused before it started: another run holds the thread
             metrics.TURNS.labels("busy").inc()
             self._say(BUSY)
             return
-        conversation.pending_approval = None
-        try:
-            outcome = await self._follow(runs.launch(run).subscribe())
         except BaseException:
             # Barge-in or the session closing: stop the graph too (never left running unheard).
-            with contextlib.suppress(CitadelError):
-                await asyncio.shield(self._cancel(run.run_id))
+            if run_ids:
+                with contextlib.suppress(CitadelError):
+                    await asyncio.shield(api.cancel(conversation.user_id, conversation.thread_id, run_ids[0]))
             raise
         finally:
             self._disarm_notice()
+            await events.aclose()  # type: ignore[attr-defined]
         metrics.TURNS.labels(outcome).inc()
-
-    async def _cancel(self, run_id: str) -> None:
-        runs = self._adapter.runs
-        await runs.cancel(await runs.store.get_run(run_id), wait=True)  # a no-op once it has finished
 
     async def _follow(self, events: Any) -> str:
         """Speak a run's answer from its events; returns the turn's outcome."""
         conversation = self._adapter.conversation
         spoken: set[str] = set()
         tool_turns: set[str] = set()
-        async for event, data in events:
+        failed = False
+        async for event, data in events:  # to the end: a stream left early would cancel the run
             self._disarm_notice()
+            if failed:
+                continue
             if event == "messages":
                 self._on_message(data, spoken, tool_turns)
             elif event == "updates" and isinstance(data, dict):
@@ -226,7 +230,9 @@ class GraphStream(llm.LLMStream):
             elif event == "error":
                 log.warning("voice turn on thread %s failed: %s", conversation.thread_id, data)
                 self._say(FAILED)
-                return "error"
+                failed = True
+        if failed:
+            return "error"
         if conversation.pending_approval is not None:
             self._say(("\n" if spoken else "") + approval_question(conversation.pending_approval))
             return "approval_asked"

@@ -3,11 +3,11 @@
 It registers with the LiveKit server (`CITADEL_LIVEKIT_URL`, `_API_KEY`, `_API_SECRET`; unset, LiveKit's
 own `LIVEKIT_*` variables) under the agent name `CITADEL_VOICE_AGENT_NAME`, so it joins the rooms it is
 dispatched to (tokens from `POST /voice/token` carry that dispatch); with an empty name, every new
-room. Each job runs in its own process (LiveKit's process pool): it waits for the participant, opens
-Citadel's services (the same databases as the HTTP server, so the threads are shared), maps the
-participant to their thread, and runs an `AgentSession` until they leave. Qdrant's embedded local mode
-belongs to one process, so beside a server (or for two conversations at once) Qdrant must be a
-server (`CITADEL_QDRANT_URL`).
+room. Each job runs in its own process (LiveKit's process pool): it waits for the participant, maps
+them to their thread on the running Citadel server, and runs an `AgentSession` until they leave. The
+graphs run on the server, through its thread/run API (`CITADEL_URL`, with `CITADEL_TOKEN` when auth is
+on): a job holds no database, vector store or model of its own, only speech (VAD, STT, TTS), so the
+worker runs beside `citadel serve` on the embedded defaults and holds any number of conversations.
 
 `dev` and `start` follow livekit-agents' CLI: `dev` for development (readable logs, debug level,
 no idle processes kept warm), `start` for production.
@@ -19,8 +19,6 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from livekit.agents import AgentServer, JobContext, JobProcess, room_io
@@ -29,9 +27,10 @@ from citadel.agents.voice import metrics
 from citadel.agents.voice.agent import build_session
 from citadel.agents.voice.conversation import caller_from_participant, open_conversation
 from citadel.agents.voice.plugins import load_vad, speech_plugins
+from citadel.agents.voice.server_api import ServerAPI
 from citadel.agents.voice.stt import STT as WhisperSTT
 from citadel.agents.voice.stt import model_dir
-from citadel.core.services import Core
+from citadel.errors import CitadelError
 from citadel.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -41,11 +40,6 @@ PROCESS_START_SECONDS = 120.0
 """A job process loads Silero and assembles the Whisper model on its first start."""
 
 
-CoreOpener = Callable[[Settings], AbstractAsyncContextManager[Core]]
-"""Opens Citadel's core for one job (the binding hands in `open_core` without its recovery loop: a
-voice job runs its own turns, and leaves runs abandoned elsewhere to the server processes)."""
-
-
 def prewarm(settings: Settings, proc: JobProcess) -> None:
     """Per job process, before any job: Silero VAD loaded, the Whisper model assembled."""
     proc.userdata["vad"] = load_vad()
@@ -53,21 +47,21 @@ def prewarm(settings: Settings, proc: JobProcess) -> None:
         model_dir(settings.voice_model_dir)
 
 
-async def entrypoint(settings: Settings, open_core: CoreOpener, ctx: JobContext) -> None:
+async def entrypoint(settings: Settings, ctx: JobContext) -> None:
     """One room: the first participant's conversation, until they leave."""
     await ctx.connect()
     participant = await ctx.wait_for_participant()
     caller = caller_from_participant(participant.identity, participant.metadata)
     plugins = speech_plugins(settings, ctx.proc.userdata.get("vad"))
-    async with contextlib.AsyncExitStack() as stack:
+    api = ServerAPI.from_settings(settings)
+    try:
         try:
-            runtime = await stack.enter_async_context(open_core(settings))
-        except RuntimeError as error:  # e.g. the local vector store held by another process
-            log.error("voice: cannot open Citadel's services for room %s: %s", ctx.room.name, error)
+            conversation = await open_conversation(api, caller, settings.voice_graph)
+        except CitadelError as error:  # the server down, or the thread someone else's
+            log.error("voice: no conversation for %s in room %s: %s", caller.user_id, ctx.room.name, error.message)
             return
-        conversation = await open_conversation(runtime.runs, caller, settings.voice_graph)
         log.info("voice: %s on thread %s in room %s", caller.user_id, conversation.thread_id, ctx.room.name)
-        session, agent = build_session(settings, runtime.runs, conversation, plugins)
+        session, agent = build_session(settings, api, conversation, plugins)
         closed = asyncio.Event()
         session.on("close", lambda _: closed.set())
         warm_up = asyncio.create_task(plugins.stt.warm_up()) if isinstance(plugins.stt, WhisperSTT) else None
@@ -85,9 +79,11 @@ async def entrypoint(settings: Settings, open_core: CoreOpener, ctx: JobContext)
                 warm_up.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await warm_up
+    finally:
+        await api.aclose()
 
 
-def build_server(settings: Settings, open_core: CoreOpener) -> AgentServer:
+def build_server(settings: Settings) -> AgentServer:
     """The worker, configured from settings (functions are bound to them with `partial`, which
     LiveKit pickles into each job process)."""
     secret = settings.livekit_api_secret.get_secret_value() if settings.livekit_api_secret else None
@@ -102,13 +98,12 @@ def build_server(settings: Settings, open_core: CoreOpener) -> AgentServer:
         options["prometheus_port"] = settings.voice_metrics_port
         options["prometheus_multiproc_dir"] = str(settings.data_dir / "voice-metrics")
     server = AgentServer(**options)
-    server.rtc_session(functools.partial(entrypoint, settings, open_core), agent_name=settings.voice_agent_name)
+    server.rtc_session(functools.partial(entrypoint, settings), agent_name=settings.voice_agent_name)
     return server
 
 
 def run_worker(
     settings: Settings,
-    open_core: CoreOpener,
     *,
     dev: bool,
     log_level: str,
@@ -121,10 +116,9 @@ def run_worker(
     from livekit.agents.cli import cli as livekit_cli
     from livekit.agents.cli import proto
 
-    server = build_server(settings, open_core)
+    server = build_server(settings)
     # LiveKit's CLI installs its own log handler (JSON for `start`, colours for `dev`): one is enough.
     logging.getLogger().handlers.clear()
-    logging.getLogger("alembic").setLevel(logging.WARNING)
     # livekit-agents' CLI entry (`cli.run_app`) parses sys.argv and is deprecated in favour of `lk
     # agent`; both end in this function, which takes the parsed arguments directly.
     livekit_cli._run_worker(

@@ -9,8 +9,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+from platformdirs import user_data_path
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_data_dir() -> Path:
+    """The per-user data directory (`~/.local/share/citadel` on Linux, or under `$XDG_DATA_HOME`),
+    the same whatever the working directory: `make run`, `citadel mcp` started by a desktop client
+    and the other commands all find it."""
+    return user_data_path("citadel", appauthor=False)
 
 
 class LLMServer(BaseModel):
@@ -30,7 +38,20 @@ class Settings(BaseSettings):
     host: str = Field(default="127.0.0.1", description="Address `citadel serve` binds to.")
     port: int = Field(default=8000, ge=0, le=65535, description="Port `citadel serve` listens on.")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
-    data_dir: Path = Field(default=Path("./data"), description="Where embedded stores keep their files.")
+    data_dir: Path = Field(
+        default_factory=default_data_dir,
+        description="Where embedded stores keep their files (default: the per-user data directory).",
+    )
+    url: str | None = Field(
+        default=None,
+        description="The running Citadel server other Citadel processes (`citadel mcp`, `citadel ingest`, the "
+        "voice worker) use; unset = http://127.0.0.1:{port}.",
+    )
+    token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token those processes send to the server when it has auth on (a Clerk machine token "
+        "or API key with the admin role).",
+    )
 
     # --- access -------------------------------------------------------------------------------
     clerk_jwt_key: SecretStr | None = Field(
@@ -63,13 +84,20 @@ class Settings(BaseSettings):
     audit_retention_days: int = Field(default=90, ge=1, description="`citadel audit-prune` deletes older records.")
 
     @property
+    def server_url(self) -> str:
+        """Where the Citadel server of these settings answers (CITADEL_URL, else this machine's port)."""
+        return (self.url or f"http://127.0.0.1:{self.port}").rstrip("/")
+
+    @property
     def auth_enabled(self) -> bool:
         return self.clerk_jwt_key is not None or self.clerk_secret_key is not None
 
     # --- production services (all optional) --------------------------------------------------
     qdrant_url: str | None = Field(default=None, description="Qdrant server; unset = local mode in data_dir.")
     qdrant_api_key: SecretStr | None = None
-    redis_url: str | None = Field(default=None, description="Redis for caches; unset = in-process.")
+    redis_url: str | None = Field(
+        default=None, description="Redis for caches, rate limits and run events; unset = in-process."
+    )
     database_url: str | None = Field(default=None, description="PostgreSQL; unset = SQLite in data_dir.")
     database_pool_min: int = Field(default=1, ge=0)
     database_pool_max: int = Field(default=10, ge=1)
@@ -77,6 +105,24 @@ class Settings(BaseSettings):
     run_lease_seconds: float = Field(
         default=30.0, ge=1, description="A background run not renewed for this long is resumed by another process."
     )
+    run_events_max: int = Field(
+        default=20_000, ge=100, description="Events kept per run (the oldest are dropped past it; Redis: about)."
+    )
+    run_events_ttl: int = Field(
+        default=3600, ge=1, description="Seconds a run's events (and a stateless run's result) are kept after it ends."
+    )
+    temporal_address: str | None = Field(
+        default=None,
+        description="Temporal frontend (host:port): runs execute on `citadel worker` processes; unset = in-process.",
+    )
+    temporal_namespace: str = Field(default="default", description="Temporal namespace of Citadel's workflows.")
+    temporal_task_queue: str = Field(default="citadel-runs", description="Task queue `citadel worker` polls.")
+    run_heartbeat_timeout: float = Field(
+        default=5.0,
+        ge=1,
+        description="A worker silent for this long is presumed dead: Temporal hands its runs to another worker.",
+    )
+    worker_concurrency: int = Field(default=20, ge=1, description="Runs one `citadel worker` executes at once.")
 
     # --- embeddings ---------------------------------------------------------------------------
     embedding_model: str = Field(default="all-minilm", description="Model used when a request names none.")
