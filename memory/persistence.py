@@ -74,6 +74,7 @@ async def _postgres(settings: Settings, url: str, index: IndexConfig) -> AsyncIt
         max_size=settings.database_pool_max,
         timeout=settings.database_timeout,
         kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
+        check=AsyncConnectionPool.check_connection,  # after a database restart, no dead connection is handed out
         open=False,
     )
     try:
@@ -93,8 +94,15 @@ async def _postgres(settings: Settings, url: str, index: IndexConfig) -> AsyncIt
             log.info("pgvector is not available: long-term memories are stored without a vector index")
         saver = AsyncPostgresSaver(pool)  # type: ignore[arg-type]
         store = AsyncPostgresStore(pool, index=index if indexed else None)  # type: ignore[arg-type]
-        await saver.setup()
-        await store.setup()
+        # Replicas and workers starting together on an empty database: one sets the tables up at a
+        # time (concurrent CREATE TABLE IF NOT EXISTS can collide in PostgreSQL's catalog).
+        async with pool.connection() as lock:
+            await lock.execute("select pg_advisory_lock(hashtext('citadel_persistence_setup'))")
+            try:
+                await saver.setup()
+                await store.setup()
+            finally:
+                await lock.execute("select pg_advisory_unlock(hashtext('citadel_persistence_setup'))")
         yield Persistence(checkpointer=saver, store=store, indexed=indexed, where="postgresql")
     finally:
         await pool.close()

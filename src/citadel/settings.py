@@ -100,7 +100,7 @@ class Settings(BaseSettings):
     )
     database_url: str | None = Field(default=None, description="PostgreSQL; unset = SQLite in data_dir.")
     database_pool_min: int = Field(default=1, ge=0)
-    database_pool_max: int = Field(default=10, ge=1)
+    database_pool_max: int = Field(default=10, ge=2)
     database_timeout: float = Field(default=10.0, gt=0, description="Seconds to wait for a connection.")
     run_lease_seconds: float = Field(
         default=30.0, ge=1, description="A background run not renewed for this long is resumed by another process."
