@@ -76,19 +76,19 @@ def head_revision() -> str:
     return head
 
 
-async def migrate(engine: AsyncEngine) -> tuple[str | None, str]:
-    """Apply pending migrations; returns (revision before, revision after)."""
+async def migrate(engine: AsyncEngine, target: str = "head") -> tuple[str | None, str]:
+    """Apply pending migrations (up to `target`); returns (revision before, revision after)."""
 
     def upgrade(connection: Connection) -> str | None:
         if connection.dialect.name == "postgresql":  # replicas starting together: one migrates at a time
             connection.execute(text("select pg_advisory_xact_lock(hashtext('citadel_migrate'))"))
         before = MigrationContext.configure(connection).get_current_revision()
-        command.upgrade(_alembic_config(connection), "head")
+        command.upgrade(_alembic_config(connection), target)
         return before
 
     async with engine.begin() as connection:
         before = await connection.run_sync(upgrade)
-    return before, head_revision()
+    return before, head_revision() if target == "head" else target
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:

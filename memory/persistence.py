@@ -12,6 +12,7 @@ meaning (callers rank them themselves).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import sqlite3
@@ -32,6 +33,7 @@ from citadel.memory.database import redact_url
 from citadel.settings import Settings
 
 log = logging.getLogger(__name__)
+SETUP_LOCK = "select pg_try_advisory_lock(hashtext('citadel_persistence_setup')) as taken"
 
 
 @dataclass
@@ -95,9 +97,14 @@ async def _postgres(settings: Settings, url: str, index: IndexConfig) -> AsyncIt
         saver = AsyncPostgresSaver(pool)  # type: ignore[arg-type]
         store = AsyncPostgresStore(pool, index=index if indexed else None)  # type: ignore[arg-type]
         # Replicas and workers starting together on an empty database: one sets the tables up at a
-        # time (concurrent CREATE TABLE IF NOT EXISTS can collide in PostgreSQL's catalog).
+        # time (concurrent CREATE TABLE IF NOT EXISTS can collide in PostgreSQL's catalog). The others
+        # poll for the lock rather than wait inside a statement: the setup's CREATE INDEX
+        # CONCURRENTLY waits for every open transaction, a waiting lock statement included.
         async with pool.connection() as lock:
-            await lock.execute("select pg_advisory_lock(hashtext('citadel_persistence_setup'))")
+            while True:
+                if (await (await lock.execute(SETUP_LOCK)).fetchone() or {}).get("taken"):
+                    break
+                await asyncio.sleep(0.1)
             try:
                 await saver.setup()
                 await store.setup()

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import threading
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import httpx
@@ -14,6 +15,7 @@ import uvicorn
 
 from citadel.memory.database import create_engine, migrate
 from citadel.runtime.app import create_app
+from citadel.runtime.core import DepsAdjuster
 from citadel.settings import Settings
 
 
@@ -33,9 +35,14 @@ class LiveServer:
 
     @classmethod
     @contextlib.contextmanager
-    def start(cls, settings: Settings, timeout: float = 60.0) -> Iterator[LiveServer]:
-        asyncio.run(migrate_database(settings))
-        config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+    def start(
+        cls, settings: Settings, timeout: float = 60.0, *, adjust_deps: DepsAdjuster | None = None
+    ) -> Iterator[LiveServer]:
+        """Usable from synchronous and asynchronous tests alike (the migration runs on a thread of its own)."""
+        with ThreadPoolExecutor(1) as migrating:
+            migrating.submit(asyncio.run, migrate_database(settings)).result()
+        app = create_app(settings, adjust_deps=adjust_deps)
+        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
         server = uvicorn.Server(config)
         thread = threading.Thread(target=server.run, name="citadel-live-server", daemon=True)
         thread.start()

@@ -67,8 +67,17 @@ class TcpProxy:
         try:
             yield proxy
         finally:
-            proxy._loop.call_soon_threadsafe(proxy._drop_all)
-            if proxy._server is not None:
-                proxy._loop.call_soon_threadsafe(proxy._server.close)
+            asyncio.run_coroutine_threadsafe(proxy._shutdown(), proxy._loop).result(10)
             proxy._loop.call_soon_threadsafe(proxy._loop.stop)
             thread.join(10)
+            proxy._loop.close()
+
+    async def _shutdown(self) -> None:
+        self._drop_all()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -75,7 +75,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, postgres_server_url: str, 
                 "CITADEL_TEMPORAL_ADDRESS": address,
                 "CITADEL_TEMPORAL_TASK_QUEUE": f"citadel-test-{root.name}",
                 "CITADEL_REDIS_URL": redis_url,
-                "CITADEL_LOCAL_LLM": "false",
                 "CITADEL_RUN_HEARTBEAT_TIMEOUT": "2",
                 "CITADEL_LOG_LEVEL": "info",
             }
@@ -216,7 +215,8 @@ def test_a_run_is_streamed_live_from_another_replica_and_survives_kill_9_of_its_
     assert updates == list(NODES)
     assert [e.data["attempt"] for e in received if e.event == "metadata"][-1] >= 2  # the retried attempt
     ids = [e.id for e in received]
-    assert all(ids) and len(set(ids)) == len(ids)
+    assert all(ids)
+    assert len(set(ids)) == len(ids)
 
 
 def test_a_run_cancelled_on_the_other_replica_is_interrupted_within_2_seconds(cluster: Cluster) -> None:

@@ -54,6 +54,8 @@ def test_inspector_over_stdio(inspector: Any, tmp_path: Path) -> None:
     server = [
         "-e",
         f"CITADEL_DATA_DIR={data_dir}",
+        "-e",
+        "CITADEL_URL=http://127.0.0.1:9",  # no server there: it serves from its own services
         "--cwd",
         str(ROOT),
         "--",

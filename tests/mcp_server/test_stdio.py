@@ -28,16 +28,20 @@ from tests.mcp_server.client_kit import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
+NO_SERVER = "http://127.0.0.1:9"
+"""A CITADEL_URL where no Citadel answers (a server of the machine's on :8000 must not be used)."""
 SESSION_DEADLINE = 600.0
 """Starting the server (imports, models) and every call of one test."""
 
 
 async def citadel_mcp(tmp_path: Path) -> StdioServerParameters:
-    """`citadel mcp` on a fresh, migrated data directory, with none of this shell's CITADEL_ settings."""
+    """`citadel mcp` serving from its own services (no server answers at its CITADEL_URL) on a fresh,
+    migrated data directory, with none of this shell's CITADEL_ settings."""
     data_dir = tmp_path / "data"
     await migrate_database(Settings(_env_file=None, data_dir=data_dir))  # type: ignore[call-arg]
     env = {k: v for k, v in os.environ.items() if not k.startswith("CITADEL_")}
     env.update(CITADEL_DATA_DIR=str(data_dir), CITADEL_LLM_MAX_TOKENS="24", CITADEL_LOG_LEVEL="info")
+    env.update(CITADEL_URL=NO_SERVER)
     return StdioServerParameters(command=sys.executable, args=["-m", "citadel.runtime.cli", "mcp"], env=env, cwd=ROOT)
 
 

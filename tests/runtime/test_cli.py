@@ -9,12 +9,19 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from citadel.memory.database import head_revision
+import httpx
+import pytest
+
+from citadel.memory.database import create_engine, current_revision, head_revision, migrate
 from citadel.runtime.services import open_services
+from tests.live_server import LiveServer
+
+NO_SERVER = "http://127.0.0.1:9"
+"""A CITADEL_URL where no Citadel answers (a server of the machine's on :8000 must not be used)."""
 
 
 def citadel(*args: str, data_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    environment = {**os.environ, "CITADEL_DATA_DIR": str(data_dir), "COLUMNS": "200", **env}
+    environment = {**os.environ, "CITADEL_DATA_DIR": str(data_dir), "CITADEL_URL": NO_SERVER, "COLUMNS": "200", **env}
     return subprocess.run(
         [sys.executable, "-m", "citadel.runtime.cli", *args],
         capture_output=True,
@@ -97,9 +104,35 @@ def test_migrate_on_postgres(tmp_path: Path, database_url: str) -> None:
     assert f"→ {head_revision()}" in result.stderr
 
 
-async def test_server_without_migrations_says_what_to_run(make_settings: Any) -> None:
-    import pytest
+async def test_an_empty_database_gets_its_schema_and_an_old_one_is_refused(make_settings: Any) -> None:
+    settings = make_settings()
+    async with open_services(settings, llm=False, state=True) as services:  # empty: made on first start
+        assert services.engine is not None
+        assert await current_revision(services.engine) == head_revision()
 
+    old = make_settings(data_dir=settings.data_dir.parent / "old")
+    engine = create_engine(old)
+    try:
+        await migrate(engine, "0001")  # a database left at the first migration
+    finally:
+        await engine.dispose()
     with pytest.raises(RuntimeError, match="run `citadel migrate`"):
-        async with open_services(make_settings(), llm=False, state=True):
+        async with open_services(old, llm=False, state=True):
             pass
+
+
+def test_ingest_goes_through_a_running_server(tmp_path: Path, live_server: LiveServer) -> None:
+    (tmp_path / "notes.md").write_text("Tides follow the moon.")
+    result = citadel(
+        "ingest",
+        str(tmp_path / "notes.md"),
+        "--collection",
+        "notes",
+        data_dir=tmp_path / "own",
+        CITADEL_URL=live_server.url,
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"ingesting through the Citadel server at {live_server.url}" in result.stderr
+    described = httpx.get(f"{live_server.url}/v1/collections/notes", timeout=30)
+    assert described.status_code == 200, described.text  # in the server's store, not a local one
+    assert not (tmp_path / "own" / "qdrant").exists()

@@ -1,5 +1,6 @@
 """Offline audio round trip: speech synthesised by espeak-ng → Silero VAD → Whisper-base STT → the
-graph → espeak-ng TTS → audio frames, through LiveKit's `AgentSession` with audio in and out.
+graph (on a Citadel server on the embedded defaults, beside the voice side) → espeak-ng TTS → audio
+frames, through LiveKit's `AgentSession` with audio in and out.
 
 The session gets a microphone that plays a WAV file and a speaker that records; no LiveKit server
 (none can run here), everything else as in a room.
@@ -24,10 +25,8 @@ from prometheus_client import REGISTRY
 from citadel.agents.voice.agent import build_session
 from citadel.agents.voice.conversation import Caller, open_conversation
 from citadel.agents.voice.plugins import speech_plugins
-from citadel.runtime.core import open_core
 from citadel.settings import Settings
-from tests.agents.voice.conftest import DEADLINE, thread_messages
-from tests.live_server import migrate_database
+from tests.agents.voice.conftest import DEADLINE, thread_messages, voice_runtime
 
 pytestmark = [
     pytest.mark.slow,
@@ -98,14 +97,13 @@ def stage_count(stage: str) -> float:
 
 async def test_spoken_question_to_spoken_answer(make_settings: Settings, tmp_path: Path) -> None:
     settings: Settings = make_settings(llm_max_tokens=24)  # type: ignore[operator]
-    await migrate_database(settings)
     question = speech("What is the capital of France?", tmp_path / "question.wav")
     stages = ("end_of_speech_to_first_token", "first_token_to_first_audio", "end_of_speech_to_first_audio")
     before = [stage_count(stage) for stage in stages]
-    async with open_core(settings, recovery=False) as runtime:
-        conversation = await open_conversation(runtime.runs, Caller("alice"), settings.voice_graph)
+    async with voice_runtime(settings) as runtime:
+        conversation = await open_conversation(runtime.api, Caller("alice"), settings.voice_graph)
         plugins = speech_plugins(settings)
-        session, agent = build_session(settings, runtime.runs, conversation, plugins)
+        session, agent = build_session(settings, runtime.api, conversation, plugins)
         microphone, speaker = Microphone(), Speaker()
         session.input.audio, session.output.audio = microphone, speaker
         answered: asyncio.Future[llm.ChatMessage] = asyncio.get_running_loop().create_future()

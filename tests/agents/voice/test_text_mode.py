@@ -1,5 +1,6 @@
 """The voice agent in LiveKit's own test harness, text mode (`session.run(user_input=...)` and its
-`expect` assertions), with the assistant graph as its LLM on the embedded defaults."""
+`expect` assertions), with the assistant graph as its LLM, run by a Citadel server on the embedded
+defaults beside it (the voice side holds only the server's thread/run API)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from livekit.agents import llm
 
 from citadel.agents.voice.conversation import Caller
 from citadel.agents.voice.llm import BUSY, SEARCHING, UNCLEAR, WORKING
-from citadel.core.runs import RunRequest
 from citadel.errors import CitadelError
 from citadel.settings import Settings
 from tests.agents.scripted_model import ScriptedChatModel, tool_call
@@ -30,11 +30,12 @@ async def test_it_answers_with_the_graphs_answer(voice_settings: Settings, runti
     assert messages[0].text == "What is the capital of France?"
     assert said
     assert said == messages[1].text
-    thread = await runtime.runs.store.get_thread(conversation.thread_id, "alice")
-    assert thread.owner == "alice"
-    assert thread.graph == "assistant"
-    assert thread.status == "idle"
-    assert thread.metadata == {"source": "voice"}
+    thread = await runtime.thread("alice", conversation.thread_id)  # alice's: found when acting for her
+    metadata = thread["metadata"]
+    assert metadata.pop("graph_id") == "assistant"
+    assert metadata.pop("assistant_id") == "assistant"
+    assert thread["status"] == "idle"
+    assert metadata == {"source": "voice"}
 
 
 async def test_only_the_final_answer_is_spoken(voice_settings: Settings, runtime) -> None:  # type: ignore[no-untyped-def]
@@ -44,10 +45,9 @@ async def test_only_the_final_answer_is_spoken(voice_settings: Settings, runtime
         async with asyncio.timeout(DEADLINE):
             result = await session.run(user_input="ok")
     said = spoken(result)
-    graph = runtime.registry.get("assistant").graph
-    state = (await graph.aget_state({"configurable": {"thread_id": conversation.thread_id}})).values
+    state = await runtime.values("alice", conversation.thread_id)
     assert "LLM" in state["route_reason"], state["route_reason"]  # the supervisor did call the LLM
-    assert said == state["messages"][-1].text
+    assert said == (await thread_messages(runtime, conversation))[-1].text
 
 
 async def test_a_search_is_announced_then_answered_with_sources(voice_settings: Settings, runtime) -> None:  # type: ignore[no-untyped-def]
@@ -101,8 +101,8 @@ async def test_the_thread_persists_across_two_sessions(voice_settings: Settings,
     ]
     assert len(messages) == 4
     # The thread is alice's, on every face: listed for her, and refused to anyone else.
-    threads = await runtime.runs.store.search_threads("alice")
-    assert [t.thread_id for t in threads] == [first.thread_id]
+    threads = await runtime.post("alice", "/threads/search", {})
+    assert [t["thread_id"] for t in threads] == [first.thread_id]
     with pytest.raises(CitadelError):
         async with text_session(voice_settings, runtime, Caller("bob", thread_id=first.thread_id)):
             pass
@@ -134,19 +134,15 @@ async def test_an_approval_is_asked_aloud_and_answered_by_voice(voice_settings: 
 
 async def test_a_thread_paused_in_chat_asks_again_when_voice_joins(voice_settings: Settings, runtime) -> None:  # type: ignore[no-untyped-def]
     document = "Please analyse this document.\n\n# One\nThe first part.\n\n# Two\nThe second part."
-    run, thread = await runtime.runs.create(
-        RunRequest(
-            graph="assistant",
-            owner="alice",
-            thread_id="chat-thread",
-            if_not_exists="create",
-            input={"messages": [{"role": "user", "content": document}]},
-        )
-    )
-    runtime.runs.launch(run)
+    body = {
+        "assistant_id": "assistant",
+        "if_not_exists": "create",
+        "input": {"messages": [{"role": "user", "content": document}]},
+    }
     async with asyncio.timeout(DEADLINE):
-        await runtime.runs.wait(run)
-    caller = Caller("alice", thread_id=thread.thread_id)
+        paused = await runtime.post("alice", "/threads/chat-thread/runs/wait", body)  # as the chat page does
+    assert paused["__interrupt__"]
+    caller = Caller("alice", thread_id="chat-thread")
     async with text_session(voice_settings, runtime, caller) as (session, conversation):
         assert conversation.pending_approval is not None
         async with asyncio.timeout(DEADLINE):
@@ -159,7 +155,7 @@ async def test_a_thread_paused_in_chat_asks_again_when_voice_joins(voice_setting
 
 async def test_a_busy_thread_is_said_so(voice_settings: Settings, runtime) -> None:  # type: ignore[no-untyped-def]
     async with text_session(voice_settings, runtime, Caller("alice")) as (session, conversation):
-        assert await runtime.runs.store.try_mark_busy(conversation.thread_id)  # a chat run holds it
+        assert await runtime.mark_busy(conversation.thread_id)  # a chat run holds it
         async with asyncio.timeout(DEADLINE):
             said = spoken(await session.run(user_input="What time is it?"))
     assert said == BUSY
@@ -176,9 +172,9 @@ async def test_barge_in_cancels_the_run(voice_settings: Settings, runtime) -> No
             assert first.delta is not None
             assert first.delta.content
             await stream.aclose()  # ...and the user talks over it
-            runs = await runtime.runs.store.list_runs(conversation.thread_id)
-            assert [r.status for r in runs] == ["interrupted"]
-            thread = await runtime.runs.store.get_thread(conversation.thread_id, "alice")
-            assert thread.status == "idle"  # free for the user's next turn
+            runs = await runtime.get("alice", f"/threads/{conversation.thread_id}/runs")
+            assert [r["status"] for r in runs] == ["interrupted"]
+            thread = await runtime.thread("alice", conversation.thread_id)
+            assert thread["status"] == "idle"  # free for the user's next turn
             said = spoken(await session.run(user_input="Please remember that I like short stories."))
     assert said == "Got it: I'll remember that you like short stories."
