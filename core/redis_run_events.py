@@ -51,7 +51,7 @@ class RedisRunEvents:
             socket_connect_timeout=5,
             health_check_interval=30,
         )
-        self.redis: Any = redis.Redis(connection_pool=pool)  # decode_responses: str replies
+        self.redis: Any = redis.Redis.from_pool(pool)  # owns the pool (closes it); decode_responses: str replies
         self._maxlen = maxlen
         self._ended_ttl = ended_ttl
 
