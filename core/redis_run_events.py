@@ -27,11 +27,17 @@ from citadel.core.run_events import END, RunEnd, RunEvent, StreamGap, bad_event_
 
 LIVE_TTL = 24 * 3600
 """A run whose end is never written (its executor lost) still expires."""
+MAX_BLOCK_SECONDS = 10.0
+SOCKET_TIMEOUT = MAX_BLOCK_SECONDS + 10
 _ID = re.compile(r"^\d{1,20}-\d{1,20}$")
 
 
 def stream_key(run_id: str) -> str:
     return f"citadel:run:{run_id}:events"
+
+
+def _block_ms(seconds: float) -> int:
+    return max(int(min(seconds, MAX_BLOCK_SECONDS) * 1000), 1)
 
 
 def _order(event_id: str) -> tuple[int, int]:
@@ -49,6 +55,7 @@ class RedisRunEvents:
             max_connections=max_connections,
             timeout=None,  # wait for a connection rather than fail
             socket_connect_timeout=5,
+            socket_timeout=SOCKET_TIMEOUT,  # above the longest blocking read: a dead Redis still fails
             health_check_interval=30,
         )
         self.redis: Any = redis.Redis.from_pool(pool)  # owns the pool (closes it); decode_responses: str replies
@@ -96,7 +103,7 @@ class RedisRunEvents:
                 raise StreamGap(after)
             last = after
         while True:
-            reply = await self.redis.xread({key: last}, count=500, block=max(int(idle * 1000), 1))
+            reply = await self.redis.xread({key: last}, count=500, block=_block_ms(idle))
             if not reply:
                 yield None
                 continue
@@ -117,7 +124,7 @@ class RedisRunEvents:
         clock = asyncio.get_running_loop()
         deadline = clock.time() + seconds
         while (left := deadline - clock.time()) > 0:
-            reply = await self.redis.xread({key: last}, count=1000, block=max(int(left * 1000), 1))
+            reply = await self.redis.xread({key: last}, count=1000, block=_block_ms(left))
             if not reply:
                 return None
             for event_id, fields in reply[0][1]:

@@ -13,6 +13,7 @@ while it executes is `interrupted` within 2 s.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import threading
@@ -161,21 +162,22 @@ class SSE:
     at: float = field(default_factory=time.monotonic)
 
 
-def read_sse(response: httpx.Response, limit: int | None = None) -> list[SSE]:
-    """Events from an SSE response (pings skipped), until it ends or `limit` events arrived."""
-    events: list[SSE] = []
+def iter_sse(response: httpx.Response) -> Iterator[SSE]:
+    """Events from an SSE response as they arrive (pings skipped), until it ends."""
     current: dict[str, str] = {}
     for line in response.iter_lines():
         if line == "":
             if "event" in current:
-                events.append(SSE(current.get("id"), current["event"], json.loads(current.get("data") or "null")))
-                if limit is not None and len(events) >= limit:
-                    break
+                yield SSE(current.get("id"), current["event"], json.loads(current.get("data") or "null"))
             current = {}
         elif not line.startswith(":"):
             name, _, value = line.partition(":")
             current[name] = value.removeprefix(" ")
-    return events
+
+
+def read_sse(response: httpx.Response, limit: int | None = None) -> list[SSE]:
+    """The first `limit` events (all of them when None); then the reading stops."""
+    return list(itertools.islice(iter_sse(response), limit))
 
 
 def test_a_run_is_streamed_live_from_another_replica_and_survives_kill_9_of_its_worker(cluster: Cluster) -> None:
@@ -185,7 +187,7 @@ def test_a_run_is_streamed_live_from_another_replica_and_survives_kill_9_of_its_
 
     def follow() -> None:  # replica B streams the run replica A accepted
         with httpx.stream("GET", f"{cluster.b.url}/threads/{thread_id}/runs/{run_id}/stream", timeout=300) as stream:
-            for event in read_sse(stream):
+            for event in iter_sse(stream):
                 received.append(event)
                 if event.event == "updates" and len(statuses) == 0:
                     statuses.append(_status(cluster.a, thread_id, run_id))
