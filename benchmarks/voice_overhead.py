@@ -6,13 +6,15 @@ MiniLM and SmolLM2), with the app tables and checkpoints on SQLite (the embedded
 PostgreSQL (`--database-url`, default this machine's test server; a fresh database, dropped after):
 - direct: `graph.astream(..., stream_mode="messages")` on a fresh thread, first non-internal token;
 - voice: `AgentSession.run(user_input=...)` on a fresh conversation, first chunk out of the agent's
-  `llm_node` — through LiveKit's pipeline, Citadel's LLM adapter and the `RunManager` (run records,
-  the thread's busy flag, events).
+  `llm_node` — through LiveKit's pipeline, Citadel's LLM adapter and a running Citadel server's
+  thread/run API over HTTP (as the voice worker beside `citadel serve` does: run records, the thread's
+  busy flag, the run's events as SSE). The server has its own data directory (and, on PostgreSQL, the
+  same database), with the same models.
 Two turns: the generalist (one LLM call; its time is mostly the model's and varies with it) and the
 remember node (no LLM: the plumbing alone). Iterations alternate the two ways, after a warm-up.
 Target: voice overhead (median difference) ≤ 50 ms. "of it LiveKit" is LiveKit's pipeline alone (input →
 the agent's `llm_node` called); the rest is the run's durable bookkeeping (the run row, the thread's
-busy flag: database commits, which every face pays) and the adapter.
+busy flag: database commits, which every face pays), HTTP and the adapter.
 """
 
 from __future__ import annotations
@@ -33,10 +35,11 @@ from benchmarks.checkpoints import fresh_postgres
 from citadel.agents.tags import INTERNAL
 from citadel.agents.voice.agent import VoiceAgent, build_session
 from citadel.agents.voice.conversation import Caller, open_conversation
+from citadel.agents.voice.server_api import ServerAPI
 from citadel.core.services import Core
-from citadel.memory.database import create_engine, migrate
 from citadel.runtime.core import open_core
 from citadel.settings import Settings
+from tests.live_server import LiveServer
 
 TURNS = {"generalist (LLM)": "Hi there! How are you doing?", "remember (no LLM)": "Remember that my cat is Tom."}
 TARGET_MS = 50.0
@@ -72,10 +75,10 @@ async def direct(runtime: Core, text: str) -> float:
     return first - started
 
 
-async def voice(runtime: Core, settings: Settings, text: str) -> tuple[float, float]:
+async def voice(api: ServerAPI, settings: Settings, text: str) -> tuple[float, float]:
     """(input → first chunk, input → the agent's `llm_node` called: LiveKit's own share)."""
-    conversation = await open_conversation(runtime.runs, Caller("bench"), "assistant")
-    session, plain = build_session(settings, runtime.runs, conversation)
+    conversation = await open_conversation(api, Caller("bench"), "assistant")
+    session, plain = build_session(settings, api, conversation)
     agent = TimedAgent(plain.llm)  # type: ignore[arg-type]
     async with session:
         await session.start(agent)
@@ -87,15 +90,15 @@ async def voice(runtime: Core, settings: Settings, text: str) -> tuple[float, fl
 
 
 async def measure(
-    runtime: Core, settings: Settings, text: str, runs: int
+    runtime: Core, api: ServerAPI, settings: Settings, text: str, runs: int
 ) -> tuple[list[float], list[float], list[float]]:
     for _ in range(2):  # warm-up: models loaded, caches filled, code paths compiled
         await direct(runtime, text)
-        await voice(runtime, settings, text)
+        await voice(api, settings, text)
     direct_times, voice_times, livekit_times = [], [], []
     for _ in range(runs):
         direct_times.append(await direct(runtime, text))
-        total, livekit = await voice(runtime, settings, text)
+        total, livekit = await voice(api, settings, text)
         voice_times.append(total)
         livekit_times.append(livekit)
     return direct_times, voice_times, livekit_times
@@ -107,22 +110,21 @@ def p(values: list[float], q: float) -> float:
 
 
 async def bench(settings: Settings, backend: str, runs: int) -> float:
-    engine = create_engine(settings)
-    try:
-        await migrate(engine)
-    finally:
-        await engine.dispose()
     worst = 0.0
-    async with open_core(settings, recovery=False) as runtime:
-        for label, text in TURNS.items():
-            direct_times, voice_times, livekit_times = await measure(runtime, settings, text, runs)
-            base, via = statistics.median(direct_times) * 1000, statistics.median(voice_times) * 1000
-            worst = max(worst, via - base)
-            print(
-                f"{backend:<11}{label:<20}{base:>11.1f}{via:>11.1f}{p(direct_times, 0.95):>11.1f}"
-                f"{p(voice_times, 0.95):>11.1f}{via - base:>14.1f}{via / base:>10.2f}"
-                f"{statistics.median(livekit_times) * 1000:>15.1f}"
-            )
+    served = settings.model_copy(update={"data_dir": settings.data_dir / "server"})
+    with LiveServer.start(served, 300) as server:
+        api = ServerAPI(server.url)
+        async with open_core(settings) as runtime:
+            for label, text in TURNS.items():
+                direct_times, voice_times, livekit_times = await measure(runtime, api, settings, text, runs)
+                base, via = statistics.median(direct_times) * 1000, statistics.median(voice_times) * 1000
+                worst = max(worst, via - base)
+                print(
+                    f"{backend:<11}{label:<20}{base:>11.1f}{via:>11.1f}{p(direct_times, 0.95):>11.1f}"
+                    f"{p(voice_times, 0.95):>11.1f}{via - base:>14.1f}{via / base:>10.2f}"
+                    f"{statistics.median(livekit_times) * 1000:>15.1f}"
+                )
+        await api.aclose()
     return worst
 
 

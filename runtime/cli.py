@@ -40,6 +40,15 @@ def running_server(settings: Settings) -> str | None:
     return url if answered else None
 
 
+def _refused(url: str) -> bool:
+    """Whether `url` answers 401 to a caller without a token (headers only: /mcp may hold a stream open)."""
+    try:
+        with httpx.stream("GET", url, timeout=PROBE_SECONDS) as response:
+            return response.status_code == 401
+    except httpx.HTTPError:
+        return False
+
+
 def _token(settings: Settings) -> str | None:
     return settings.token.get_secret_value() if settings.token else None
 
@@ -239,7 +248,14 @@ def mcp_stdio() -> None:
     settings = load_settings()
     server = running_server(settings)
     if server is not None:
-        run_bridge(f"{server}/mcp", _token(settings))
+        token = _token(settings)
+        if token is None and _refused(f"{server}/mcp"):
+            console.print(
+                f"[red]error[/red]: the Citadel server at {server} has authentication on: set CITADEL_TOKEN to a "
+                "token it accepts (a Clerk machine token or API key)"
+            )
+            raise typer.Exit(2)
+        run_bridge(f"{server}/mcp", token)
         return
     from citadel.runtime.core import open_core
 
