@@ -126,11 +126,12 @@ async def first_events(url: str) -> list[float]:
             body = {"assistant_id": "workflow", "input": {"steps": STEPS}, "stream_mode": ["updates"]}
             started = time.perf_counter()
             async with http.stream("POST", f"/threads/{thread_id}/runs/stream", json=body) as stream:
-                async for line in stream.aiter_lines():
+                lines = stream.aiter_lines()
+                async for line in lines:
                     if line.startswith("event:"):
                         timings.append((time.perf_counter() - started) * 1000)
                         break
-                async for _ in stream.aiter_lines():  # to the end: the thread is free for the next run
+                async for _ in lines:  # to the end: one run at a time
                     pass
     return timings
 

@@ -80,6 +80,13 @@ def serve(
             "or bind to 127.0.0.1 / ::1."
         )
         raise typer.Exit(2)
+    from citadel.runtime.core import check_production
+
+    try:
+        check_production(settings)
+    except RuntimeError as error:
+        console.print(f"[red]refusing to start[/red]: {error}")
+        raise typer.Exit(2) from error
     if reload:
         uvicorn.run(
             "citadel.runtime.app:create_app", factory=True, host=settings.host, port=settings.port, reload=True,
@@ -266,6 +273,7 @@ def mcp_stdio() -> None:
 @app.command()
 def worker() -> None:
     """Execute runs from Temporal (production mode: CITADEL_TEMPORAL_ADDRESS), until SIGTERM/SIGINT."""
+    from citadel.runtime.core import check_production
     from citadel.runtime.run_worker import serve_worker
 
     settings = load_settings()
@@ -275,6 +283,11 @@ def worker() -> None:
             "(without it, `citadel serve` executes runs itself)"
         )
         raise typer.Exit(2)
+    try:
+        check_production(settings)
+    except RuntimeError as error:
+        console.print(f"[red]refusing to start[/red]: {error}")
+        raise typer.Exit(2) from error
     try:
         code = asyncio.run(serve_worker(settings))
     except RuntimeError as error:

@@ -136,3 +136,12 @@ def test_ingest_goes_through_a_running_server(tmp_path: Path, live_server: LiveS
     described = httpx.get(f"{live_server.url}/v1/collections/notes", timeout=30)
     assert described.status_code == 200, described.text  # in the server's store, not a local one
     assert not (tmp_path / "own" / "qdrant").exists()
+
+
+def test_production_mode_without_redis_or_postgres_refuses_to_start(tmp_path: Path) -> None:
+    for command in ("serve", "worker"):
+        result = citadel(command, data_dir=tmp_path / "data", CITADEL_TEMPORAL_ADDRESS="127.0.0.1:9")
+        assert result.returncode == 2, result.stderr
+        assert "CITADEL_REDIS_URL (run events go through Redis Streams" in result.stderr
+        assert "CITADEL_DATABASE_URL" in result.stderr
+        assert "Traceback" not in result.stderr
