@@ -76,7 +76,11 @@ def cluster(root: Path, workers: int, temporal: str | None) -> Iterator[tuple[Se
     tag = f"{workers}w" if temporal else "inproc"
     a, b = (Server({**env, "CITADEL_DATA_DIR": str(root / f"{tag}-{n}")}, root / f"{tag}-{n}.log") for n in "ab")
     processes: list[CitadelProcess] = [
-        CitadelProcess(["worker"], {**env, "CITADEL_DATA_DIR": str(root / f"{tag}-w{i}")}, root / f"{tag}-w{i}.log")
+        CitadelProcess(
+            ["worker"],
+            {**env, "CITADEL_DATA_DIR": str(root / f"{tag}-w{i}"), "CITADEL_LOG_LEVEL": "info"},  # says when ready
+            root / f"{tag}-w{i}.log",
+        )
         for i in range(workers if temporal else 0)
     ]
     try:
