@@ -140,6 +140,10 @@ async def _postgres(settings: Settings, url: str, index: IndexConfig) -> AsyncIt
         kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
         # A connection broken by a database restart is replaced when taken, not handed to a caller.
         check=AsyncConnectionPool.check_connection,
+        # The pool retries a failed connect with a doubling delay (1, 2, 4, 8, 16 s...) until this
+        # runs out; the next caller then starts afresh. Kept short, so that after an outage the pool
+        # reconnects within seconds rather than after a half-minute backoff, answering PoolTimeout.
+        reconnect_timeout=settings.database_timeout,
         open=False,
     )
     try:

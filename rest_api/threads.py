@@ -14,8 +14,25 @@ from citadel.core.identity import IdentityDep
 from citadel.core.wire import empty_state, interrupts_by_task, state_to_wire, to_jsonable
 from citadel.errors import Conflict, InvalidRequest
 from citadel.memory.app_store import Thread
+from citadel.rest_api.openapi_links import links
 
 router = APIRouter(tags=["threads"])
+
+THREAD = "/threads/{thread_id}"
+THREAD_LINKS = links(
+    "thread_id",
+    "$response.body#/thread_id",
+    {
+        "GetThread": (THREAD, "get"),
+        "PatchThread": (THREAD, "patch"),
+        "DeleteThread": (THREAD, "delete"),
+        "GetState": (f"{THREAD}/state", "get"),
+        "UpdateState": (f"{THREAD}/state", "post"),
+        "PostHistory": (f"{THREAD}/history", "post"),
+        "GetHistory": (f"{THREAD}/history", "get"),
+        "ListRuns": (f"{THREAD}/runs", "get"),
+    },
+)
 
 
 class ThreadCreate(BaseModel):
@@ -92,7 +109,7 @@ def _config(
     return {"configurable": configurable}
 
 
-@router.post("/threads")
+@router.post("/threads", responses={200: {"description": "The thread.", "links": THREAD_LINKS}})
 async def create_thread(
     body: ThreadCreate, services: ServicesDep, registry: RegistryDep, identity: IdentityDep
 ) -> dict[str, Any]:
