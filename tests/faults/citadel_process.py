@@ -31,9 +31,8 @@ class CitadelProcess:
 
     def start(self) -> None:
         with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "citadel.runtime.cli", "serve"], env=self.env, stdout=log, stderr=subprocess.STDOUT
-            )
+            command = [sys.executable, "-m", "citadel.runtime.cli", "serve"]
+            self.process = subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + START_DEADLINE
         while time.monotonic() < deadline:
             assert self.process.poll() is None, f"citadel serve exited early:\n{self.log_tail()}"

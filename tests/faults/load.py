@@ -55,9 +55,7 @@ class Tally:
         )
 
 
-async def steady_load(
-    url: str, calls: dict[str, Call], *, workers: int, stop: asyncio.Event, deadline: float
-) -> Tally:
+async def steady_load(url: str, calls: dict[str, Call], *, workers: int, stop: asyncio.Event, deadline: float) -> Tally:
     """`workers` clients calling `calls` at random until `stop` is set; each call must be answered
     within `deadline` seconds, else it counts as unanswered."""
     tally = Tally(workers=workers)

@@ -63,10 +63,12 @@ def assert_clean_refusal(response: httpx.Response, what: str) -> None:
 
 
 async def wait_for(check: Any, what: str, deadline: float = 60.0) -> Any:
+    """Poll `check` (another process's state: nothing to await) until it is truthy, within `deadline`."""
     with anyio.fail_after(deadline):
-        while not (value := await check()):
+        while True:
+            if value := await check():
+                return value
             await asyncio.sleep(0.1)
-    return value
 
 
 # --- bad input (item 6) --------------------------------------------------------------------------
@@ -138,14 +140,17 @@ async def test_huge_message_is_refused_at_once_while_health_stays_fast(stack: St
         busy_stop.set()
         during = await busy
 
-    print(f"\n[5 MB message] /health idle: median {statistics.median(baseline) * 1000:.1f} ms, "
-          f"worst {max(baseline) * 1000:.1f} ms; during the 5 MB requests: median "
-          f"{statistics.median(during) * 1000:.1f} ms, worst {max(during) * 1000:.1f} ms ({len(during)} probes)")  # fmt: skip
+    print(
+        f"\n[5 MB message] /health idle: median {statistics.median(baseline) * 1000:.1f} ms, worst "
+        f"{max(baseline) * 1000:.1f} ms; during the 5 MB requests: median {statistics.median(during) * 1000:.1f} ms, "
+        f"worst {max(during) * 1000:.1f} ms ({len(during)} probes)"
+    )
     for name, (status, seconds, _) in refusals.items():
         print(f"[5 MB message] {name}: {status} in {seconds * 1000:.0f} ms")
     for name, (status, seconds, text) in refusals.items():
         assert status == 413, f"{name}: {status} {text[:300]}"
-        assert "CITADEL_MAX_MESSAGE_CHARS" in text and "100,000" in text, text
+        assert "CITADEL_MAX_MESSAGE_CHARS" in text, text
+        assert "100,000" in text, text
         assert seconds < 5.0, f"{name}: refused after {seconds:.1f} s"  # was accepted, failing 29-47 s later
     assert max(during) < 1.0, f"/health stalled {max(during):.2f} s"  # was 5.7-9.2 s
 
@@ -179,8 +184,10 @@ async def test_frozen_redis_keeps_latency(stack: Stack) -> None:
         await wait_for(cache_back, "Redis to be used again")
 
     slow = [s for s in frozen if s > REDIS_TIMEOUT]
-    print(f"\n[Redis frozen] median {statistics.median(normal) * 1000:.1f} ms before, "
-          f"{statistics.median(frozen) * 1000:.1f} ms frozen; {len(slow)} of {len(frozen)} calls waited out a timeout")  # fmt: skip
+    print(
+        f"\n[Redis frozen] median {statistics.median(normal) * 1000:.1f} ms before, "
+        f"{statistics.median(frozen) * 1000:.1f} ms frozen; {len(slow)} of {len(frozen)} calls waited out a timeout"
+    )
     assert ready["checks"]["cache"]["status"] == "down", ready
     assert len(slow) <= 2, f"calls that waited on the frozen Redis: {slow}"  # the cache's and the limiter's first
     assert statistics.median(frozen) < max(3 * statistics.median(normal), 0.25)
@@ -289,8 +296,10 @@ async def test_database_outage_gives_503s_never_500s_nor_dropped_connections(sta
     assert not tally.unanswered, tally.unanswered[:5]
     assert tally.dropped_connections == 0
     assert set(tally.statuses) <= {200, 503}, tally.statuses
-    assert agui.status_code == 503 and "retry-after" in agui.headers, agui.text
-    assert tool.is_error and "unavailable" in text_of(tool), text_of(tool)
+    assert agui.status_code == 503, agui.text
+    assert "retry-after" in agui.headers
+    assert tool.is_error, text_of(tool)
+    assert "unavailable" in text_of(tool), text_of(tool)
     for text in (agui.text, text_of(tool)):
         assert not [word for word in INTERNALS if word in text.lower()], text
 
@@ -311,7 +320,8 @@ async def test_ready_is_503_while_no_llm_backend_is_reachable(stack: Stack) -> N
         assert all(down.json()["checks"][f"llm:{s.name}"]["status"] == "down" for s in stack.llms), down.text
         # A chat request opens both circuits; once they go half-open, readiness must still say 503.
         chat = await http.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "hi"}]})
-        assert chat.status_code == 503 and "retry-after" in chat.headers, chat.text
+        assert chat.status_code == 503, chat.text
+        assert "retry-after" in chat.headers
 
         async def half_open() -> httpx.Response | None:
             response = await http.get("/health/ready")
