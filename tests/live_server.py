@@ -1,20 +1,44 @@
-"""Run the Citadel app under uvicorn on a free loopback port, in a background thread."""
+"""Run the Citadel app under uvicorn on a free loopback port, in a background thread, on a
+database of its own."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import threading
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 import httpx
 import openai
 import uvicorn
+from fastapi import FastAPI
 
 from citadel.memory.database import create_engine, migrate
 from citadel.runtime.app import create_app
 from citadel.settings import Settings
+
+
+@contextlib.contextmanager
+def fresh_database(server_url: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database on the server at `server_url` (its URL), dropped afterwards."""
+    name = f"citadel_test_{uuid.uuid4().hex[:12]}"
+
+    async def admin(sql: str) -> None:
+        connection = await asyncpg.connect(server_url)
+        try:
+            await connection.execute(sql)
+        finally:
+            await connection.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    try:
+        yield urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 async def migrate_database(settings: Settings) -> None:
@@ -33,9 +57,12 @@ class LiveServer:
 
     @classmethod
     @contextlib.contextmanager
-    def start(cls, settings: Settings, timeout: float = 60.0) -> Iterator[LiveServer]:
+    def start(cls, settings: Settings, timeout: float = 60.0, app: FastAPI | None = None) -> Iterator[LiveServer]:
+        """`app`: the app `create_app(settings)` made, when a test adds to it first."""
         asyncio.run(migrate_database(settings))
-        config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+        config = uvicorn.Config(
+            app or create_app(settings), host="127.0.0.1", port=0, log_level="warning", lifespan="on"
+        )
         server = uvicorn.Server(config)
         thread = threading.Thread(target=server.run, name="citadel-live-server", daemon=True)
         thread.start()

@@ -4,8 +4,6 @@ checkpoint, and no step is applied twice."""
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,57 +13,10 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.citadel_process import CitadelProcess
+
 STEPS = [{"type": "llm_query", "prompt": f"Name a fruit. ({i})", "max_tokens": 32} for i in range(6)]
 DEADLINE = 120.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Server:
-    """`citadel serve` in its own process, as an operator runs it."""
-
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, **env, "CITADEL_PORT": str(self.port)}
-        self.log = log
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "citadel.runtime.cli", "serve"],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + DEADLINE
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, f"server exited early; log:\n{self.log.read_text()[-3000:]}"
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        raise TimeoutError(f"server did not start; log:\n{self.log.read_text()[-3000:]}")
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
 
 
 def wait_for(predicate: Any, what: str) -> Any:
@@ -98,7 +49,7 @@ def env(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
 
 
 def test_background_run_resumes_after_kill_9(env: dict[str, str], tmp_path: Path) -> None:
-    server = Server(env, tmp_path / "server.log")
+    server = CitadelProcess(env, tmp_path / "server.log")
     server.start()
     try:
         with httpx.Client(base_url=server.url, timeout=30) as http:

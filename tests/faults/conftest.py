@@ -4,20 +4,17 @@ Built once per module (starting it takes most of the suite's time)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
 import pytest
 
-from tests.faults.citadel_process import CitadelProcess
+from tests.citadel_process import CitadelProcess
 from tests.faults.tcp_proxy import TcpProxy
+from tests.live_server import fresh_database
 from tests.ollama_wire_server import WireServerProcess
 
 CHAT_MODEL = "llama3.1:8b"
@@ -32,28 +29,10 @@ class Stack:
     llms: list[WireServerProcess]
 
 
-@contextlib.contextmanager
-def fresh_database(server_url: str) -> Iterator[str]:
-    name = f"citadel_faults_{uuid.uuid4().hex[:12]}"
-
-    async def admin(sql: str) -> None:
-        connection = await asyncpg.connect(server_url)
-        try:
-            await connection.execute(sql)
-        finally:
-            await connection.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    try:
-        yield name
-    finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-
-def _through(url: str, proxy: TcpProxy, path: str) -> str:
+def _through(url: str, proxy: TcpProxy) -> str:
     parts = urlsplit(url)
     user = f"{parts.username}@" if parts.username else ""
-    return urlunsplit(parts._replace(netloc=f"{user}127.0.0.1:{proxy.port}", path=path))
+    return urlunsplit(parts._replace(netloc=f"{user}127.0.0.1:{proxy.port}"))
 
 
 @pytest.fixture(scope="module")
@@ -62,16 +41,16 @@ def stack(postgres_server_url: str, redis_url: str, tmp_path_factory: pytest.Tem
     pg, rd = urlsplit(postgres_server_url), urlsplit(redis_url)
     llms = [WireServerProcess(f"llm-0{i}", log_dir=root, chat_models=[CHAT_MODEL]) for i in (1, 2)]
     with (
-        fresh_database(postgres_server_url) as database,
+        fresh_database(postgres_server_url) as database_url,
         TcpProxy.running(pg.hostname or "127.0.0.1", pg.port or 5432) as postgres,
         TcpProxy.running(rd.hostname or "127.0.0.1", rd.port or 6379) as redis,
         WireServerProcess.running(llms),
     ):
         env = {
             "CITADEL_DATA_DIR": str(root / "data"),
-            "CITADEL_DATABASE_URL": _through(postgres_server_url, postgres, f"/{database}"),
+            "CITADEL_DATABASE_URL": _through(database_url, postgres),
             "CITADEL_DATABASE_TIMEOUT": "3",
-            "CITADEL_REDIS_URL": _through(redis_url, redis, rd.path),
+            "CITADEL_REDIS_URL": _through(redis_url, redis),
             "CITADEL_REDIS_TIMEOUT": str(REDIS_TIMEOUT),
             "CITADEL_REDIS_RETRY_SECONDS": "1",
             "CITADEL_LOCAL_LLM": "false",

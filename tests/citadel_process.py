@@ -1,8 +1,9 @@
-"""`citadel serve` in its own process, as an operator runs it, for the fault tests."""
+"""`citadel serve` in its own process, as an operator runs it (and kills it)."""
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -42,6 +43,12 @@ class CitadelProcess:
             except httpx.HTTPError:
                 time.sleep(0.1)
         raise TimeoutError(f"citadel serve did not start within {START_DEADLINE:g} s:\n{self.log_tail()}")
+
+    def kill(self) -> None:
+        """SIGKILL: no chance to hand anything back, as when a machine dies."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
