@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Response, status
 from langchain_core.runnables import RunnableConfig
+from langgraph.errors import InvalidUpdateError
 from pydantic import BaseModel, ConfigDict, Field
 
 from citadel.core.dependencies import RegistryDep, RunsDep, ServicesDep
@@ -215,7 +216,12 @@ async def update_state(
         raise Conflict(f"thread {thread_id} has a run in progress", param="thread_id")
     graph = registry.get(thread.graph).graph
     config = _config(thread_id, body.checkpoint_id, body.checkpoint)
-    updated = await graph.aupdate_state(config, body.values, as_node=body.as_node)
+    try:
+        updated = await graph.aupdate_state(config, body.values, as_node=body.as_node)
+    except InvalidUpdateError as error:  # an unknown node, or values the graph's channels refuse
+        raise InvalidRequest(
+            f"cannot update the state: {error}", param="as_node" if body.as_node is not None else "values"
+        ) from error
     await services.app_store.update_thread(thread_id, None, metadata={})
     return {"checkpoint": updated["configurable"]}
 

@@ -42,7 +42,7 @@ def test_no_server_errors(make_settings: Any, database_url: str, tmp_path: Path)
                 "--checks",
                 "not_a_server_error",
                 "--max-examples",
-                "40",
+                "50",
                 "--exclude-path-regex",
                 SLOW,
                 "--request-timeout",
@@ -57,7 +57,8 @@ def test_no_server_errors(make_settings: Any, database_url: str, tmp_path: Path)
             cwd=tmp_path,
         )
     report = result.stdout[-6000:] + result.stderr[-2000:]
+    print(result.stdout[-2500:])  # the phases' and the run's counts (`pytest -s` shows them)
     assert result.returncode == 0, report
     counts = re.search(r"(\d+) generated, (\d+) passed", result.stdout)
     assert counts, report
-    assert int(counts[1]) == int(counts[2]) >= 300, report
+    assert int(counts[1]) == int(counts[2]) >= 2000, report
