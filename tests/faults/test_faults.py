@@ -177,7 +177,7 @@ async def test_frozen_redis_keeps_latency(stack: Stack) -> None:
 
         await wait_for(cache_back, "Redis to be used again")
 
-    slow = [s for s in frozen if s > REDIS_TIMEOUT]
+    slow = [s for s in frozen if s > REDIS_TIMEOUT + max(normal)]  # those that waited out a Redis timeout
     print(
         f"\n[Redis frozen] median {statistics.median(normal) * 1000:.1f} ms before, "
         f"{statistics.median(frozen) * 1000:.1f} ms frozen; {len(slow)} of {len(frozen)} calls waited out a timeout"
