@@ -67,12 +67,16 @@ async def ready(services: ServicesDep, response: Response) -> dict[str, Any]:
     """Ready means: the vector store and the database answer and, when any LLM backend is configured,
     at least one of them is reachable. A deployment without LLMs is ready without them."""
     settings = services.settings
-    checks: dict[str, dict[str, Any]] = {}
-    checks["vectors"] = await _probe(services.vectors.ping, "qdrant server" if settings.qdrant_url else "local mode")
-    checks["cache"] = await _probe(services.cache.ping, services.cache.name)
+    probes = {
+        "vectors": _probe(services.vectors.ping, "qdrant server" if settings.qdrant_url else "local mode"),
+        "cache": _probe(services.cache.ping, services.cache.name),
+    }
     if services.engine is not None:
         engine = services.engine
-        checks["database"] = await _probe(lambda: ping(engine), "postgresql" if settings.database_url else "sqlite")
+        probes["database"] = _probe(lambda: ping(engine), "postgresql" if settings.database_url else "sqlite")
+    # All at once: readiness answers within the slowest probe's bound, not the sum of them.
+    *answers, llm = await asyncio.gather(*probes.values(), _llm_checks(services.llm))
+    checks: dict[str, dict[str, Any]] = dict(zip(probes, answers, strict=True))
     for model in services.embeddings.models():
         states = services.embeddings.providers(model.name)
         up = [name for name, state in states if state is not State.OPEN]
@@ -80,7 +84,6 @@ async def ready(services: ServicesDep, response: Response) -> dict[str, Any]:
             "status": "ok" if len(up) == len(states) else ("degraded" if up else "down"),
             "providers": {name: state.value for name, state in states},
         }
-    llm = await _llm_checks(services.llm)
     checks.update(llm)
     llm_down = bool(llm) and all(check["status"] == "down" for check in llm.values())
     essential_down = (

@@ -127,10 +127,16 @@ async def test_huge_message_is_refused_at_once_while_health_stays_fast(stack: St
             "chat completions": ("/v1/chat/completions", {"messages": [{"role": "user", "content": BIG}]}),
             "AG-UI": ("/agui/assistant", agui_input(thread, BIG)),
         }
-        for name, (path, body) in requests.items():
+
+        async def send(name: str, path: str, body: dict[str, Any]) -> None:
             started = time.perf_counter()
             response = await http.post(path, json=body)
-            refusals[name] = (response.status_code, time.perf_counter() - started, response.text)
+            seconds = time.perf_counter() - started
+            if name not in refusals or seconds > refusals[name][1]:  # the slowest of the rounds
+                refusals[name] = (response.status_code, seconds, response.text)
+
+        for _ in range(3):  # three rounds of all three at once
+            await asyncio.gather(*(send(name, path, body) for name, (path, body) in requests.items()))
         busy_stop.set()
         during = await busy
 
@@ -140,7 +146,7 @@ async def test_huge_message_is_refused_at_once_while_health_stays_fast(stack: St
         f"worst {max(during) * 1000:.1f} ms ({len(during)} probes)"
     )
     for name, (status, seconds, _) in refusals.items():
-        print(f"[5 MB message] {name}: {status} in {seconds * 1000:.0f} ms")
+        print(f"[5 MB message] {name}: {status}, slowest of 3 in {seconds * 1000:.0f} ms")
     for name, (status, seconds, text) in refusals.items():
         assert status == 413, f"{name}: {status} {text[:300]}"
         assert "CITADEL_MAX_MESSAGE_CHARS" in text, text
