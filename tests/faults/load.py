@@ -27,6 +27,7 @@ class Tally:
     unanswered: list[str] = field(default_factory=list)
     connects: int = 0
     slowest: float = 0.0
+    slowest_by_call: dict[str, float] = field(default_factory=dict)
     server_errors: list[str] = field(default_factory=list)
 
     @property
@@ -41,6 +42,7 @@ class Tally:
         self.statuses[response.status_code] += 1
         self.by_call.setdefault(name, Counter())[response.status_code] += 1
         self.slowest = max(self.slowest, seconds)
+        self.slowest_by_call[name] = max(self.slowest_by_call.get(name, 0.0), seconds)
         if response.status_code == 503 and "retry-after" not in response.headers:
             self.no_retry_after += 1
         if response.status_code >= 500 and response.status_code != 503:
