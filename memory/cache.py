@@ -1,20 +1,19 @@
 """Byte caches: Redis when configured (shared by every replica), an in-process LRU otherwise.
 
-A cache is an optimisation, never a source of truth: when Redis fails, reads miss and writes are
-dropped, with a warning, and the request goes on.
+A cache is an optimisation, never a source of truth: when Redis fails or is slow, reads miss and
+writes are dropped, and the request goes on; after one failure Redis is skipped until it answers a
+background ping again (`RedisGuard`), so a frozen Redis does not slow every request down.
 """
 
 from __future__ import annotations
 
-import logging
-import time
+import contextlib
 from collections import OrderedDict
 from typing import Protocol
 
 import redis.asyncio as redis
-from redis.exceptions import RedisError
 
-log = logging.getLogger(__name__)
+from citadel.memory.redis_guard import RedisGuard, RedisSkipped
 
 
 class ByteCache(Protocol):
@@ -64,44 +63,41 @@ class MemoryCache:
 
 
 class RedisCache:
-    """Redis, with a TTL on every entry. Errors degrade to misses; `ping` raises so health can tell."""
+    """Redis, with a TTL on every entry. Failures and timeouts degrade to misses; `ping` raises so
+    health can tell."""
 
     name = "redis"
 
-    def __init__(self, url: str, ttl_seconds: int) -> None:
+    def __init__(self, url: str, ttl_seconds: int, *, timeout: float = 0.5, retry_seconds: float = 5.0) -> None:
         self._client = redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
         self._ttl = ttl_seconds or None
-        self._warned_at = 0.0
+        self.guard = RedisGuard("cache", self._client.ping, timeout=timeout, retry_seconds=retry_seconds)
 
     async def get_many(self, keys: list[str]) -> list[bytes | None]:
         if not keys:
             return []
         try:
-            values = await self._client.mget(keys)
-            return [v if isinstance(v, bytes) else None for v in values]
-        except (RedisError, OSError) as error:
-            self._warn(error)
+            values = await self.guard.call(lambda: self._client.mget(keys))
+        except RedisSkipped:
             return [None] * len(keys)
+        return [v if isinstance(v, bytes) else None for v in values]
 
     async def set_many(self, items: dict[str, bytes]) -> None:
         if not items:
             return
-        try:
+
+        async def write() -> None:
             async with self._client.pipeline(transaction=False) as pipe:
                 for key, value in items.items():
                     pipe.set(key, value, ex=self._ttl)
                 await pipe.execute()
-        except (RedisError, OSError) as error:
-            self._warn(error)
+
+        with contextlib.suppress(RedisSkipped):
+            await self.guard.call(write)
 
     async def ping(self) -> None:
-        await self._client.ping()
+        await self.guard.ping()
 
     async def aclose(self) -> None:
+        await self.guard.aclose()
         await self._client.aclose()
-
-    def _warn(self, error: Exception) -> None:
-        now = time.monotonic()
-        if now - self._warned_at > 30:
-            self._warned_at = now
-            log.warning("redis cache unavailable, serving without it: %s", error)

@@ -16,20 +16,29 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from langgraph.checkpoint.base import BaseCheckpointSaver
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import (
+    BaseCheckpointSaver,
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+    CheckpointTuple,
+    DeltaChannelHistory,
+)
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
-from langgraph.store.base import BaseStore, IndexConfig
+from langgraph.store.base import BaseStore, IndexConfig, Op, Result
 from langgraph.store.postgres.aio import AsyncPostgresStore
 from langgraph.store.sqlite.aio import AsyncSqliteStore
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from citadel.memory.database import redact_url
+from citadel.memory.store_errors import store_errors
 from citadel.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -43,6 +52,61 @@ class Persistence:
     indexed: bool
     """Whether `store.search(namespace, query=...)` ranks by meaning."""
     where: str
+
+
+class _PostgresSaver(AsyncPostgresSaver):
+    """LangGraph's PostgreSQL checkpointer, its failures mapped by `store_errors` (an unreachable
+    database is `Unavailable`, in a graph run and in a REST read of a thread's state alike)."""
+
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        with store_errors():
+            return await super().aget_tuple(config)
+
+    async def alist(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[CheckpointTuple]:
+        with store_errors():
+            async for item in super().alist(config, filter=filter, before=before, limit=limit):
+                yield item
+
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        with store_errors():
+            return await super().aput(config, checkpoint, metadata, new_versions)
+
+    async def aput_writes(
+        self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str = ""
+    ) -> None:
+        with store_errors():
+            await super().aput_writes(config, writes, task_id, task_path)
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        with store_errors():
+            await super().adelete_thread(thread_id)
+
+    async def aget_delta_channel_history(
+        self, *, config: RunnableConfig, channels: Sequence[str]
+    ) -> Mapping[str, DeltaChannelHistory]:
+        with store_errors():
+            return await super().aget_delta_channel_history(config=config, channels=channels)
+
+
+class _PostgresStore(AsyncPostgresStore):
+    """LangGraph's PostgreSQL store (long-term memory), its failures mapped by `store_errors`."""
+
+    async def abatch(self, ops: Iterable[Op]) -> list[Result]:
+        with store_errors():
+            return await super().abatch(ops)
 
 
 @contextlib.asynccontextmanager
@@ -76,7 +140,12 @@ async def _postgres(settings: Settings, url: str, index: IndexConfig) -> AsyncIt
         max_size=settings.database_pool_max,
         timeout=settings.database_timeout,
         kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
-        check=AsyncConnectionPool.check_connection,  # after a database restart, no dead connection is handed out
+        # A connection broken by a database restart is replaced when taken, not handed to a caller.
+        check=AsyncConnectionPool.check_connection,
+        # The pool retries a failed connect with a doubling delay (1, 2, 4, 8, 16 s...) until this
+        # runs out; the next caller then starts afresh. Kept short, so that after an outage the pool
+        # reconnects within seconds rather than after a half-minute backoff, answering PoolTimeout.
+        reconnect_timeout=settings.database_timeout,
         open=False,
     )
     try:
@@ -94,8 +163,8 @@ async def _postgres(settings: Settings, url: str, index: IndexConfig) -> AsyncIt
         indexed = bool(row and row["n"])
         if not indexed:
             log.info("pgvector is not available: long-term memories are stored without a vector index")
-        saver = AsyncPostgresSaver(pool)  # type: ignore[arg-type]
-        store = AsyncPostgresStore(pool, index=index if indexed else None)  # type: ignore[arg-type]
+        saver = _PostgresSaver(pool)  # type: ignore[arg-type]
+        store = _PostgresStore(pool, index=index if indexed else None)  # type: ignore[arg-type]
         # Replicas and workers starting together on an empty database: one sets the tables up at a
         # time (concurrent CREATE TABLE IF NOT EXISTS can collide in PostgreSQL's catalog). The others
         # poll for the lock rather than wait inside a statement: the setup's CREATE INDEX

@@ -12,12 +12,15 @@ JSONType = JSON().with_variant(JSONB(), "postgresql")
 
 metadata = MetaData()
 
+ID_LENGTH = 64
+"""Longest thread, run and graph id the tables hold."""
+
 threads = Table(
     "citadel_threads",
     metadata,
-    Column("thread_id", String(64), primary_key=True),
+    Column("thread_id", String(ID_LENGTH), primary_key=True),
     Column("owner", String(255), nullable=False),
-    Column("graph", String(64), nullable=True),
+    Column("graph", String(ID_LENGTH), nullable=True),
     Column("title", Text, nullable=True),
     Column("status", String(16), nullable=False, server_default="idle"),
     Column("metadata", JSONType, nullable=False),
@@ -29,9 +32,9 @@ threads = Table(
 runs = Table(
     "citadel_runs",
     metadata,
-    Column("run_id", String(64), primary_key=True),
-    Column("thread_id", String(64), nullable=True),
-    Column("graph", String(64), nullable=False),
+    Column("run_id", String(ID_LENGTH), primary_key=True),
+    Column("thread_id", String(ID_LENGTH), nullable=True),
+    Column("graph", String(ID_LENGTH), nullable=False),
     Column("owner", String(255), nullable=False),
     Column("status", String(16), nullable=False),
     Column("payload", JSONType, nullable=False),

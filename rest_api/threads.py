@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Response, status
 from langchain_core.runnables import RunnableConfig
+from langgraph.errors import InvalidUpdateError
 from pydantic import BaseModel, ConfigDict, Field
 
 from citadel.core.dependencies import RegistryDep, RunsDep, ServicesDep
@@ -14,8 +15,25 @@ from citadel.core.identity import IdentityDep
 from citadel.core.wire import empty_state, interrupts_by_task, state_to_wire, to_jsonable
 from citadel.errors import Conflict, InvalidRequest
 from citadel.memory.app_store import Thread
+from citadel.rest_api.openapi_links import links
 
 router = APIRouter(tags=["threads"])
+
+THREAD = "/threads/{thread_id}"
+THREAD_LINKS = links(
+    "thread_id",
+    "$response.body#/thread_id",
+    {
+        "GetThread": (THREAD, "get"),
+        "PatchThread": (THREAD, "patch"),
+        "DeleteThread": (THREAD, "delete"),
+        "GetState": (f"{THREAD}/state", "get"),
+        "UpdateState": (f"{THREAD}/state", "post"),
+        "PostHistory": (f"{THREAD}/history", "post"),
+        "GetHistory": (f"{THREAD}/history", "get"),
+        "ListRuns": (f"{THREAD}/runs", "get"),
+    },
+)
 
 
 class ThreadCreate(BaseModel):
@@ -92,7 +110,7 @@ def _config(
     return {"configurable": configurable}
 
 
-@router.post("/threads")
+@router.post("/threads", responses={200: {"description": "The thread.", "links": THREAD_LINKS}})
 async def create_thread(
     body: ThreadCreate, services: ServicesDep, registry: RegistryDep, identity: IdentityDep
 ) -> dict[str, Any]:
@@ -198,7 +216,12 @@ async def update_state(
         raise Conflict(f"thread {thread_id} has a run in progress", param="thread_id")
     graph = registry.get(thread.graph).graph
     config = _config(thread_id, body.checkpoint_id, body.checkpoint)
-    updated = await graph.aupdate_state(config, body.values, as_node=body.as_node)
+    try:
+        updated = await graph.aupdate_state(config, body.values, as_node=body.as_node)
+    except InvalidUpdateError as error:  # an unknown node, or values the graph's channels refuse
+        raise InvalidRequest(
+            f"cannot update the state: {error}", param="as_node" if body.as_node is not None else "values"
+        ) from error
     await services.app_store.update_thread(thread_id, None, metadata={})
     return {"checkpoint": updated["configurable"]}
 

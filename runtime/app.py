@@ -1,6 +1,6 @@
 """The FastAPI app factory: the one place the faces meet. Its lifespan opens the core (`open_core`)
 and closes it on shutdown; handlers receive its parts as typed state. The request pipeline (metrics,
-rate limits, auth, audit, body limit, CORS) wraps every face alike."""
+rate limits, auth, audit, input limits, errors, CORS) wraps every face alike."""
 
 from __future__ import annotations
 
@@ -20,9 +20,10 @@ from citadel.memory.audit import AuditLog
 from citadel.rest_api import routes as rest_routes
 from citadel.runtime.auth import AuthMiddleware
 from citadel.runtime.core import DepsAdjuster, open_core
-from citadel.runtime.http_errors import install_error_handlers
+from citadel.runtime.http_errors import ErrorMiddleware, install_error_handlers
+from citadel.runtime.input_limits import InputLimitMiddleware
 from citadel.runtime.rate_limits import RateLimiter, RateLimitMiddleware
-from citadel.runtime.request_audit import AuditMiddleware, BodyLimitMiddleware
+from citadel.runtime.request_audit import AuditMiddleware
 from citadel.settings import Settings
 from citadel.ui_bridge import routes as agui_routes
 
@@ -88,7 +89,10 @@ def create_app(settings: Settings | None = None, *, adjust_deps: DepsAdjuster | 
     app.add_middleware(RateLimitMiddleware)  # needs the identity the auth middleware sets
     app.add_middleware(AuthMiddleware, settings=settings)
     app.add_middleware(AuditMiddleware)  # sees refusals (401, 413, 429) too
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        InputLimitMiddleware, max_body_bytes=settings.max_body_bytes, max_text_chars=settings.max_message_chars
+    )
+    app.add_middleware(ErrorMiddleware)  # the last resort: answers, and keeps the connection
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,

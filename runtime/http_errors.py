@@ -1,6 +1,13 @@
 """One error shape for every HTTP route: `{"error": {"message", "type", "code", "param"}}` (the
 shape OpenAI clients parse), with the right status, and `Retry-After` on 429/503.
-Never a stack trace: unexpected errors are logged here and answered with a plain 500."""
+Never a stack trace: unexpected errors are logged here and answered with a plain 500.
+
+Why the last resort is a middleware and not an exception handler for `Exception`: Starlette hands
+such a handler to its outermost `ServerErrorMiddleware`, which sends the handler's response and then
+re-raises the error so the server can log it; uvicorn, seeing an error after a response started,
+closes the connection. A client on a keep-alive connection then loses its next request too.
+`ErrorMiddleware` answers and returns: the error is logged once, the connection stays open.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +18,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from citadel.errors import CitadelError, Unavailable, error_body
+from citadel.memory.store_errors import translate
 
 log = logging.getLogger(__name__)
 
@@ -22,15 +31,19 @@ def _location(loc: tuple[object, ...]) -> str:
     return ".".join(parts) or "body"
 
 
+def citadel_response(error: CitadelError) -> JSONResponse:
+    headers = {}
+    if isinstance(error, Unavailable):
+        headers["Retry-After"] = str(max(1, math.ceil(error.retry_after)))
+    return JSONResponse(
+        error_body(error.message, error.code, error.code, error.param), status_code=error.status, headers=headers
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(CitadelError)
     async def citadel_error(_: Request, error: CitadelError) -> JSONResponse:
-        headers = {}
-        if isinstance(error, Unavailable):
-            headers["Retry-After"] = str(max(1, math.ceil(error.retry_after)))
-        return JSONResponse(
-            error_body(error.message, error.code, error.code, error.param), status_code=error.status, headers=headers
-        )
+        return citadel_response(error)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
@@ -51,7 +64,52 @@ def install_error_handlers(app: FastAPI) -> None:
             error_body(str(error.detail), kind, kind), status_code=error.status_code, headers=error.headers
         )
 
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, error: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
+
+def _leaves(error: BaseException) -> list[BaseException]:
+    """The errors inside a task group's ExceptionGroup (streaming responses raise those)."""
+    if isinstance(error, BaseExceptionGroup):
+        return [leaf for inner in error.exceptions for leaf in _leaves(inner)]
+    return [error]
+
+
+class ErrorMiddleware:
+    """The last resort of the request pipeline: an error no handler answered becomes its Citadel
+    error's response (a store failure that escaped its boundary: 503 or 400), else a logged 500;
+    either way the response completes and the connection is kept. An error after the response
+    started can only end it by closing the connection, so that one is raised on."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = complete = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started, complete
+            if message["type"] == "http.response.start":
+                started = True
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                complete = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception as error:
+            if complete:
+                log.exception("error after the response to %s %s was sent", scope["method"], scope["path"])
+                return
+            if started:
+                raise
+            await self._answer(error, scope)(scope, receive, send)
+
+    @staticmethod
+    def _answer(error: Exception, scope: Scope) -> JSONResponse:
+        for leaf in _leaves(error):
+            mapped = leaf if isinstance(leaf, CitadelError) else translate(leaf)
+            if mapped is not None:
+                return citadel_response(mapped)
+        log.error("unhandled error on %s %s", scope["method"], scope["path"], exc_info=error)
         return JSONResponse(error_body("internal error; see the server log", "internal_error"), status_code=500)

@@ -2,13 +2,13 @@
 shared by every replica through Redis when `CITADEL_REDIS_URL` is set, in-process otherwise.
 
 A caller is the authenticated user, or the client IP when anonymous. Over the limit: 429 with
-`Retry-After`.
+`Retry-After`. Limits fail open: while Redis fails or does not answer within `CITADEL_REDIS_TIMEOUT`,
+requests are not limited, and Redis is skipped until it answers again (`RedisGuard`).
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import math
 import time
 
@@ -19,9 +19,8 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from citadel.memory.redis_guard import RedisGuard, RedisSkipped
 from citadel.settings import Settings
-
-log = logging.getLogger(__name__)
 
 EMBEDDING_PREFIXES = ("/v1/embeddings", "/v1/collections")
 CHAT_PREFIXES = ("/v1/chat/", "/agui/", "/voice/")
@@ -45,6 +44,7 @@ class RateLimiter:
     def __init__(self, settings: Settings) -> None:
         self.storage: Storage
         self._pool: redis.ConnectionPool | None = None
+        self.guard: RedisGuard | None = None
         if settings.redis_url:
             # Our own pool, so that we can close it: `limits` offers no close of its own.
             self._pool = redis.ConnectionPool.from_url(
@@ -57,6 +57,13 @@ class RateLimiter:
                 connection_pool=self._pool,  # type: ignore[arg-type]  # handed on to redis-py
             )
             self.where = "redis"
+            self.guard = RedisGuard(
+                "rate limits",
+                redis.Redis(connection_pool=self._pool).ping,
+                timeout=settings.redis_timeout,
+                retry_seconds=settings.redis_retry_seconds,
+                failures=(StorageError,),
+            )
         else:
             self.storage = MemoryStorage()
             self.where = "memory"
@@ -67,25 +74,29 @@ class RateLimiter:
             "mcp": parse(settings.rate_limit_mcp),
             "default": parse(settings.rate_limit_default),
         }
-        self._warned = 0.0
 
     async def aclose(self) -> None:
+        if self.guard is not None:
+            await self.guard.aclose()
         if self._pool is not None:
             await self._pool.aclose()
 
     async def check(self, kind: str, caller: str) -> float | None:
         """None if the call may go ahead, else seconds until it may."""
         limit = self.limits[kind]
-        try:
+
+        async def hit() -> float | None:
             if await self.strategy.hit(limit, kind, caller):
                 return None
             stats = await self.strategy.get_window_stats(limit, kind, caller)
-        except StorageError as error:  # limits fail open: a Redis outage must not stop the service
-            if time.monotonic() - self._warned > 30:
-                self._warned = time.monotonic()
-                log.warning("rate-limit storage unavailable, not limiting: %s", error)
+            return max(1.0, stats.reset_time - time.time())
+
+        if self.guard is None:
+            return await hit()
+        try:
+            return await self.guard.call(hit)
+        except RedisSkipped:  # limits fail open: a Redis outage must not stop the service
             return None
-        return max(1.0, stats.reset_time - time.time())
 
 
 class RateLimitMiddleware:

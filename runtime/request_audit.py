@@ -1,10 +1,8 @@
-"""Request-level guards and records, as ASGI middleware: the body size limit and the audit record
-of every request (allowed or refused)."""
+"""The audit record of every request (allowed or refused), as ASGI middleware."""
 
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from typing import Any
 
@@ -14,55 +12,6 @@ from citadel.memory.app_store import now
 from citadel.memory.audit import AuditLog, AuditRecord
 
 UNAUDITED = ("/health", "/metrics")
-
-
-class BodyTooLarge(Exception):
-    pass
-
-
-class BodyLimitMiddleware:
-    """413 for a body over `max_bytes`, by its Content-Length or as it streams in."""
-
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(send)
-            return
-        seen = 0
-        started = False
-
-        async def counted() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise BodyTooLarge
-            return message
-
-        async def tracked(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, counted, tracked)
-        except BodyTooLarge:
-            if not started:
-                await self._refuse(send)
-
-    async def _refuse(self, send: Send) -> None:
-        message = f"request body is larger than {self.max_bytes} bytes (CITADEL_MAX_BODY_BYTES)"
-        body = json.dumps({"error": {"message": message, "type": "payload_too_large", "code": "payload_too_large"}})
-        await send({"type": "http.response.start", "status": 413, "headers": [(b"content-type", b"application/json")]})
-        await send({"type": "http.response.body", "body": body.encode()})
 
 
 def _describe(scope: Scope) -> tuple[str, str | None, str | None]:

@@ -60,7 +60,12 @@ async def open_services(settings: Settings, *, llm: bool = True, state: bool = F
     async with contextlib.AsyncExitStack() as stack:
         cache: ByteCache
         if settings.redis_url:
-            cache = RedisCache(settings.redis_url, settings.embedding_cache_ttl)
+            cache = RedisCache(
+                settings.redis_url,
+                settings.embedding_cache_ttl,
+                timeout=settings.redis_timeout,
+                retry_seconds=settings.redis_retry_seconds,
+            )
         else:
             cache = MemoryCache(settings.embedding_cache_size)
         stack.push_async_callback(cache.aclose)

@@ -6,16 +6,13 @@ With `CI=true` a missing PostgreSQL or Redis fails the tests that need it; elsew
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse, urlsplit, urlunsplit
+from urllib.parse import urlparse
 
-import asyncpg
 import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.store.memory import InMemoryStore
@@ -25,7 +22,7 @@ from citadel.core.registry import GraphRegistry, build_registry
 from citadel.core.services import Services
 from citadel.runtime.services import open_services
 from citadel.settings import Settings
-from tests.live_server import LiveServer
+from tests.live_server import LiveServer, fresh_database
 
 DATABASE_URL = os.environ.get("CITADEL_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("CITADEL_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -58,20 +55,8 @@ def postgres_server_url() -> str:
 @pytest.fixture
 def database_url(postgres_server_url: str) -> Iterator[str]:
     """A fresh, empty PostgreSQL database for one test (dropped afterwards), on the real server."""
-    name = f"citadel_test_{uuid.uuid4().hex[:12]}"
-
-    async def admin(sql: str) -> None:
-        connection = await asyncpg.connect(postgres_server_url)
-        try:
-            await connection.execute(sql)
-        finally:
-            await connection.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    try:
-        yield urlunsplit(urlsplit(postgres_server_url)._replace(path=f"/{name}"))
-    finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with fresh_database(postgres_server_url) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

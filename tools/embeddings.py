@@ -34,6 +34,12 @@ log = logging.getLogger(__name__)
 
 Closer = Callable[[], Awaitable[None]]
 
+TRUNCATE_CHARS_PER_TOKEN = 32
+"""`truncate` tokenises at most this many characters per token the model takes: ordinary text has
+fewer than 10 per token, so the cut is the same, and a multi-megabyte text costs no more than a page."""
+INLINE_TOKENIZE_CHARS = 20_000
+"""Texts longer than this, together, are counted in a worker thread rather than on the event loop."""
+
 
 @dataclass
 class Embeddings:
@@ -187,13 +193,16 @@ class EmbeddingService:
         """`text` cut at a token boundary so that it fits `model` (for callers that only need its gist,
         such as routing; stored documents are chunked instead)."""
         assert self._minilm is not None, "EmbeddingService.start() was not awaited"
+        # Tokenising a text costs time in proportion to its length, on the caller's thread (often the
+        # event loop): look only at a head long enough to hold `max_tokens` tokens of ordinary text.
+        text = text[: model.max_tokens * TRUNCATE_CHARS_PER_TOKEN]
         encoding = self._minilm.tokenizer.encode(text)
         if len(encoding.ids) <= model.max_tokens:
             return text
         keep = model.max_tokens - 1  # [SEP] comes after the last kept token
         return text[: encoding.offsets[keep - 1][1]]
 
-    def validate(self, texts: list[str], model: EmbeddingModel) -> int:
+    async def validate(self, texts: list[str], model: EmbeddingModel) -> int:
         """Raise InvalidRequest naming the first text that cannot be embedded; return the token total."""
         if not texts:
             raise InvalidRequest("input must contain at least one text", param="input")
@@ -205,7 +214,10 @@ class EmbeddingService:
         for index, text in enumerate(texts):
             if not isinstance(text, str) or not text.strip():
                 raise InvalidRequest(f"input[{index}] is empty", param="input")
-        counts = self.count_tokens(texts)
+        if sum(len(text) for text in texts) > INLINE_TOKENIZE_CHARS:  # seconds for megabytes: not on the event loop
+            counts = await asyncio.to_thread(self.count_tokens, texts)
+        else:
+            counts = self.count_tokens(texts)
         for index, count in enumerate(counts):
             if count > model.max_tokens:
                 raise InvalidRequest(
@@ -215,7 +227,7 @@ class EmbeddingService:
 
     async def embed(self, texts: list[str], model: str | None = None, *, allow_fallback: bool = False) -> Embeddings:
         spec = self.model(model)
-        tokens = self.validate(texts, spec)
+        tokens = await self.validate(texts, spec)
         chain = [spec.name]
         if allow_fallback:
             chain += [m for m in self._settings.embedding_fallbacks.get(spec.name, []) if m in self._providers]

@@ -34,6 +34,8 @@ from citadel.tools.semantic_router import SemanticRouter
 log = logging.getLogger(__name__)
 
 AUTO = "auto"
+HEALTH_TIMEOUT = 5.0
+"""Seconds a backend's health check may take before it counts as failed."""
 
 
 @dataclass
@@ -94,6 +96,8 @@ class LLMRouter:
         }
         self.health: dict[str, tuple[bool, str]] = {b.name: (True, "not checked yet") for b in backends}
         self._health_task: asyncio.Task[None] | None = None
+        self._checking: asyncio.Future[dict[str, tuple[bool, str]]] | None = None
+        self._checked_at = -float("inf")
         for b in backends:
             metrics.CIRCUIT_STATE.labels(b.name).set(0)
 
@@ -112,16 +116,31 @@ class LLMRouter:
 
     async def check_health(self) -> dict[str, tuple[bool, str]]:
         async def check(backend: ChatBackend) -> None:
+            timeout = min(HEALTH_TIMEOUT, backend.timeout)
             try:
-                seconds = await backend.check_health()
+                async with asyncio.timeout(timeout):
+                    seconds = await backend.check_health()
             except BackendError as error:
                 self.health[backend.name] = (False, error.message)
+            except TimeoutError:
+                self.health[backend.name] = (False, f"health check: no answer within {timeout:g} s")
             else:
                 self.health[backend.name] = (True, f"{seconds * 1000:.0f} ms")
             metrics.BACKEND_HEALTHY.labels(backend.name).set(1 if self.health[backend.name][0] else 0)
 
         await asyncio.gather(*(check(b) for b in self.backends))
+        self._checked_at = time.monotonic()
         return self.health
+
+    async def fresh_health(self, max_age: float) -> dict[str, tuple[bool, str]]:
+        """The backends' health as checked at most `max_age` seconds ago: checked now if older (what
+        readiness answers; callers arriving during a check share it)."""
+        if self._checking is None and time.monotonic() - self._checked_at <= max_age:
+            return self.health
+        if self._checking is None:
+            self._checking = asyncio.ensure_future(self.check_health())
+            self._checking.add_done_callback(lambda _: setattr(self, "_checking", None))
+        return await asyncio.shield(self._checking)
 
     async def _health_loop(self) -> None:
         while True:

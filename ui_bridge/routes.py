@@ -21,7 +21,7 @@ from citadel.core.dependencies import RegistryDep, RunsDep, ServicesDep
 from citadel.core.identity import Identity, IdentityDep
 from citadel.core.registry import GraphRegistry, RegisteredGraph
 from citadel.errors import Conflict, NotFound
-from citadel.memory.app_store import AppStore, Thread
+from citadel.memory.app_store import AppStore, Thread, check_thread_id
 from citadel.ui_bridge.agent import make_agent
 from citadel.ui_bridge.plan import forwarded, plan_run
 from citadel.ui_bridge.run_graph import RunGraph
@@ -70,6 +70,7 @@ def _graph(registry: GraphRegistry, name: str) -> RegisteredGraph:
 
 async def _own_thread(store: AppStore, thread_id: str, identity: Identity, graph: str) -> Thread | None:
     """The caller's thread, None when no thread has that id yet; someone else's is 404, as if missing."""
+    check_thread_id(thread_id)  # one the tables cannot hold is refused here, not mid-stream
     try:
         thread = await store.get_thread(thread_id, identity.user_id)
     except NotFound:

@@ -44,7 +44,8 @@ def ensure_configured(settings: Settings) -> tuple[str, str]:
     """The LiveKit API key and secret, or VoiceNotConfigured (503) naming the settings."""
     if not settings.livekit_api_key or settings.livekit_api_secret is None:
         raise VoiceNotConfigured(
-            "voice is not configured: set CITADEL_LIVEKIT_URL, CITADEL_LIVEKIT_API_KEY and CITADEL_LIVEKIT_API_SECRET"
+            "voice is not configured: set CITADEL_LIVEKIT_URL, CITADEL_LIVEKIT_API_KEY and CITADEL_LIVEKIT_API_SECRET "
+            "(or LiveKit's own LIVEKIT_URL, LIVEKIT_API_KEY and LIVEKIT_API_SECRET)"
         )
     return settings.livekit_api_key, settings.livekit_api_secret.get_secret_value()
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 from platformdirs import user_data_path
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -32,7 +32,9 @@ class LLMServer(BaseModel):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CITADEL_", env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="CITADEL_", env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+    )
 
     # --- server -----------------------------------------------------------------------------
     host: str = Field(default="127.0.0.1", description="Address `citadel serve` binds to.")
@@ -77,6 +79,13 @@ class Settings(BaseSettings):
     )
     cors_origins: list[str] = Field(default_factory=list, description="Origins allowed by CORS (JSON list).")
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, description="Largest request body accepted.")
+    max_message_chars: int = Field(
+        default=100_000,
+        ge=1000,
+        description="Longest text (a chat message, a document given to a run, any string field) a request may "
+        "carry, on every face but embeddings and collections (413 naming the field). About 25k tokens: more than "
+        "the embedded model's context and Ollama's default one; raise it for long-context backends.",
+    )
     rate_limit_chat: str = Field(default="60/minute", description="Runs and chat completions per user (or IP).")
     rate_limit_embeddings: str = Field(default="600/minute", description="Embedding, search and upsert calls.")
     rate_limit_mcp: str = Field(default="600/minute", description="MCP requests.")
@@ -97,6 +106,15 @@ class Settings(BaseSettings):
     qdrant_api_key: SecretStr | None = None
     redis_url: str | None = Field(
         default=None, description="Redis for caches, rate limits and run events; unset = in-process."
+    )
+    redis_timeout: float = Field(
+        default=0.5, gt=0, description="Seconds a cache or rate-limit call waits for Redis before going on without it."
+    )
+    redis_retry_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="After Redis failed or timed out, it is skipped, and pinged in the background this often "
+        "until it answers again.",
     )
     database_url: str | None = Field(default=None, description="PostgreSQL; unset = SQLite in data_dir.")
     database_pool_min: int = Field(default=1, ge=0)
@@ -209,6 +227,16 @@ class Settings(BaseSettings):
         description="Origin headers /mcp accepts besides loopback ones (JSON list, e.g. "
         '["https://app.example.com"]); requests without Origin are always accepted.',
     )
+    mcp_session_idle_seconds: float = Field(
+        default=600.0,
+        gt=0,
+        description="A handshake-era MCP session with no request in flight for this long is closed.",
+    )
+    mcp_max_sessions: int = Field(
+        default=1000,
+        ge=1,
+        description="Most MCP sessions open at once; past it a new session is refused with 503 and Retry-After.",
+    )
     mcp_max_output_chars: int = Field(
         default=20_000,
         ge=1000,
@@ -222,13 +250,22 @@ class Settings(BaseSettings):
     )
 
     # --- voice (LiveKit; needs the voice extra) -----------------------------------------------
+    # Each also read from LiveKit's own variable (LIVEKIT_URL, ...), as LiveKit's tools and the worker do.
     livekit_url: str | None = Field(
-        default=None, description="LiveKit server WebSocket URL (wss://...); unset = LiveKit's own LIVEKIT_URL."
+        default=None,
+        validation_alias=AliasChoices("CITADEL_LIVEKIT_URL", "LIVEKIT_URL"),
+        description="LiveKit server WebSocket URL (wss://...); unset = LiveKit's own LIVEKIT_URL.",
     )
     livekit_api_key: str | None = Field(
-        default=None, description="LiveKit API key (signs tokens, registers the worker)."
+        default=None,
+        validation_alias=AliasChoices("CITADEL_LIVEKIT_API_KEY", "LIVEKIT_API_KEY"),
+        description="LiveKit API key (signs tokens, registers the worker); unset = LIVEKIT_API_KEY.",
     )
-    livekit_api_secret: SecretStr | None = Field(default=None, description="LiveKit API secret.")
+    livekit_api_secret: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("CITADEL_LIVEKIT_API_SECRET", "LIVEKIT_API_SECRET"),
+        description="LiveKit API secret; unset = LIVEKIT_API_SECRET.",
+    )
     voice_graph: str = Field(default="assistant", description="The graph the voice agent talks to.")
     voice_agent_name: str = Field(
         default="citadel",

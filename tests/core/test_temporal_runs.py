@@ -27,8 +27,8 @@ import httpx
 import pytest
 
 from tests.core.slow_graph import NODES
+from tests.faults.tcp_proxy import TcpProxy
 from tests.processes import CitadelProcess, Server, wait_for
-from tests.tcp_proxy import TcpProxy
 from tests.temporal_dev_server import TemporalMissing, temporal_dev_server
 
 pytestmark = pytest.mark.slow
@@ -267,7 +267,7 @@ def test_runs_in_flight_on_the_workers_survive_a_database_outage(cluster: Cluste
     thread_id, run_id = _background_run(cluster.a, seconds=1.5)
     worker = cluster.worker_running(run_id)
     wait_for(lambda: len(_done(cluster.a, thread_id)) >= 1, "node a to finish")
-    cluster.proxy.cut()  # the workers lose PostgreSQL (the replicas keep it)
+    cluster.proxy.refuse()  # the workers lose PostgreSQL (the replicas keep it)
     try:
         wait_for(lambda: "a store is unreachable" in worker.output(), "the worker to notice the outage")
     finally:

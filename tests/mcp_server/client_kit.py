@@ -38,6 +38,16 @@ LLM_DEADLINE = 180.0
 """Generous: the embedded model on 2 cores, under a parallel test load."""
 
 
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "probe", "version": "1"}},
+}
+"""A handshake-era client's first request: it opens a session."""
+JSON_AND_SSE = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
+
+
 def ask(text: str, **extra: Any) -> dict[str, Any]:
     return {"messages": [{"role": "user", "content": text}], **extra}
 

@@ -25,6 +25,8 @@ from tests.mcp_server.client_kit import (
     APPROVAL_STEPS,
     DOCUMENTS,
     FAST_STEPS,
+    INITIALIZE,
+    JSON_AND_SSE,
     LLM_DEADLINE,
     SLOW_STEPS,
     TOOLS,
@@ -35,13 +37,6 @@ from tests.mcp_server.client_kit import (
 )
 
 MODES = ["auto", "legacy"]
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "probe", "version": "1"}},
-}
-JSON_AND_SSE = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
 
 
 def serve(tmp_path_factory: pytest.TempPathFactory, **overrides: Any) -> Iterator[LiveServer]:

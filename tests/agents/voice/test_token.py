@@ -136,3 +136,14 @@ def test_refused_without_auth_and_issued_for_the_authenticated_user(server: tupl
     assert claims.identity == "user_alice" == body["identity"]
     assert json.loads(claims.metadata)["citadel"]["user_id"] == "user_alice"
     assert stolen.status_code == 404  # bob cannot join alice's conversation
+
+
+def test_livekit_own_variables_are_enough(make_settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only LiveKit's own LIVEKIT_URL / _API_KEY / _API_SECRET set, as the worker honours them."""
+    for name, value in (("LIVEKIT_URL", "wss://own.example"), ("LIVEKIT_API_KEY", KEY), ("LIVEKIT_API_SECRET", SECRET)):
+        monkeypatch.setenv(name, value)
+    with LiveServer.start(make_settings()) as live, httpx.Client(base_url=live.url, timeout=30) as client:
+        response = client.post("/voice/token", json={})
+    assert response.status_code == 200, response.text
+    assert response.json()["url"] == "wss://own.example"
+    assert verified(response.json()["token"]).identity == "anonymous"

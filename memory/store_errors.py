@@ -1,0 +1,128 @@
+"""How the stores' failures reach callers: one mapping for every database error, applied where the
+stores are called (the app tables, the audit log, the checkpointer and the long-term store).
+
+- The database cannot be reached (refused, reset, closed, timed out, no connection in the pool,
+  shutting down): `Unavailable` (503 with `Retry-After`), whichever driver raised it (asyncpg under
+  SQLAlchemy, psycopg and its pool, sqlite3).
+- The database refuses a value (a NUL character, text longer than its column, a number out of
+  range): `InvalidRequest` (400), saying what kind of value, never the SQL.
+Anything else is a bug, and goes on as it is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sqlite3
+import time
+from collections.abc import Iterator
+
+import asyncpg
+import psycopg
+from sqlalchemy import exc as sa
+
+from citadel.errors import CitadelError, InvalidRequest, Unavailable
+
+log = logging.getLogger(__name__)
+
+RETRY_AFTER = 5.0
+"""Seconds a client is told to wait when the database is unreachable."""
+
+_UNREACHABLE_STATES = ("08", "53", "57P01", "57P02", "57P03")
+"""SQLSTATEs of a lost or refused connection: class 08 (connection exception), class 53 (insufficient
+resources: too many connections), admin shutdown, crash shutdown, cannot connect now."""
+_REFUSED_VALUES = {
+    "22001": "a value is longer than its field allows",
+    "22003": "a number is out of range",
+    "22021": "text contains a character the database cannot store (NUL, \\u0000)",
+    "22P05": "text contains a character the database cannot store (NUL, \\u0000)",
+}
+_warned_at = 0.0
+
+
+def _chain(error: BaseException) -> Iterator[BaseException]:
+    """The error and what caused it (SQLAlchemy wraps the driver's error, which wraps the socket's)."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        if isinstance(current, sa.DBAPIError) and current.orig is not None:
+            current = current.orig
+        else:
+            current = current.__cause__ or current.__context__
+
+
+def _sqlstate(error: BaseException) -> str | None:
+    state = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
+    return state if isinstance(state, str) else None
+
+
+def _refused_value(error: BaseException) -> str | None:
+    for link in _chain(error):
+        state = _sqlstate(link)
+        if state is not None and state.startswith("22"):
+            return _REFUSED_VALUES.get(state, "a value does not fit the database")
+        if isinstance(link, OverflowError | asyncpg.exceptions.DataError | psycopg.DataError):
+            return "a number is out of range"
+        if isinstance(link, UnicodeEncodeError):
+            return "text contains a character that cannot be stored (an unpaired surrogate)"
+    return None
+
+
+def _unreachable(error: BaseException) -> bool:
+    for link in _chain(error):
+        state = _sqlstate(link)
+        if state is not None and state.startswith(_UNREACHABLE_STATES):
+            return True
+        if isinstance(link, sa.DBAPIError) and link.connection_invalidated:
+            return True
+        if isinstance(
+            link,
+            OSError  # refused, reset, timed out (TimeoutError is an OSError)
+            | sa.OperationalError
+            | sa.InterfaceError
+            | sa.DisconnectionError
+            | sa.TimeoutError  # no connection free in SQLAlchemy's pool
+            | psycopg.OperationalError  # psycopg_pool's PoolTimeout and PoolClosed among them
+            | psycopg.InterfaceError
+            | asyncpg.exceptions.PostgresConnectionError
+            | asyncpg.exceptions.ConnectionDoesNotExistError
+            | asyncpg.exceptions.InterfaceError
+            | sqlite3.OperationalError,  # locked, or the file cannot be opened
+        ):
+            return True
+    return False
+
+
+def translate(error: BaseException) -> CitadelError | None:
+    """The Citadel error a store failure means to a caller, or None if it is not a store failure."""
+    if isinstance(error, CitadelError):
+        return None
+    refused = _refused_value(error)
+    if refused is not None:
+        return InvalidRequest(refused)
+    if _unreachable(error):
+        _warn(error)
+        return Unavailable("the database is unavailable; retry shortly", retry_after=RETRY_AFTER)
+    return None
+
+
+@contextlib.contextmanager
+def store_errors() -> Iterator[None]:
+    """Around a store call: its failures raised as `translate` maps them (the original as cause)."""
+    try:
+        yield
+    except Exception as error:
+        mapped = translate(error)
+        if mapped is None:
+            raise
+        raise mapped from error
+
+
+def _warn(error: BaseException) -> None:
+    global _warned_at
+    now = time.monotonic()
+    if now - _warned_at > 5:  # one line per outage burst, not one per request
+        _warned_at = now
+        log.warning("database unavailable: %s: %s", type(error).__name__, str(error)[:200])
