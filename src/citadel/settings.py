@@ -105,7 +105,8 @@ class Settings(BaseSettings):
     qdrant_url: str | None = Field(default=None, description="Qdrant server; unset = local mode in data_dir.")
     qdrant_api_key: SecretStr | None = None
     redis_url: str | None = Field(
-        default=None, description="Redis for caches, rate limits and run events; unset = in-process."
+        default=None,
+        description="Redis for caches and rate limits, and in production mode for run events; unset = in-process.",
     )
     redis_timeout: float = Field(
         default=0.5, gt=0, description="Seconds a cache or rate-limit call waits for Redis before going on without it."
