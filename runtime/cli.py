@@ -80,13 +80,7 @@ def serve(
             "or bind to 127.0.0.1 / ::1."
         )
         raise typer.Exit(2)
-    from citadel.runtime.core import check_production
-
-    try:
-        check_production(settings)
-    except RuntimeError as error:
-        console.print(f"[red]refusing to start[/red]: {error}")
-        raise typer.Exit(2) from error
+    _require_production_services(settings)
     if reload:
         uvicorn.run(
             "citadel.runtime.app:create_app", factory=True, host=settings.host, port=settings.port, reload=True,
@@ -96,6 +90,17 @@ def serve(
     from citadel.runtime.app import create_app
 
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level)
+
+
+def _require_production_services(settings: Settings) -> None:
+    """Exit, saying what is missing, when production mode lacks a service it needs."""
+    from citadel.runtime.core import check_production
+
+    try:
+        check_production(settings)
+    except RuntimeError as error:
+        console.print(f"[red]refusing to start[/red]: {error}")
+        raise typer.Exit(2) from error
 
 
 def _is_loopback(host: str) -> bool:
@@ -273,7 +278,6 @@ def mcp_stdio() -> None:
 @app.command()
 def worker() -> None:
     """Execute runs from Temporal (production mode: CITADEL_TEMPORAL_ADDRESS), until SIGTERM/SIGINT."""
-    from citadel.runtime.core import check_production
     from citadel.runtime.run_worker import serve_worker
 
     settings = load_settings()
@@ -283,11 +287,7 @@ def worker() -> None:
             "(without it, `citadel serve` executes runs itself)"
         )
         raise typer.Exit(2)
-    try:
-        check_production(settings)
-    except RuntimeError as error:
-        console.print(f"[red]refusing to start[/red]: {error}")
-        raise typer.Exit(2) from error
+    _require_production_services(settings)
     try:
         code = asyncio.run(serve_worker(settings))
     except RuntimeError as error:
