@@ -16,7 +16,7 @@ import logging
 
 from citadel.core.run_execution import Claim, execute_run
 from citadel.core.runs import RunManager
-from citadel.memory.outages import is_outage
+from citadel.memory.store_errors import is_outage
 
 log = logging.getLogger(__name__)
 

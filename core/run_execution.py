@@ -38,7 +38,7 @@ from citadel.core.runs import RunManager, values_of
 from citadel.core.wire import to_jsonable
 from citadel.errors import CitadelError, NotFound
 from citadel.memory.app_store import ACTIVE_RUN, Run
-from citadel.memory.outages import is_outage
+from citadel.memory.store_errors import is_outage
 
 log = logging.getLogger(__name__)
 

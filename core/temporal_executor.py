@@ -24,7 +24,7 @@ from temporalio.service import RPCError
 from citadel.core.run_events import RunEnd
 from citadel.core.run_workflow import WORKFLOW
 from citadel.core.runs import RunManager
-from citadel.memory.outages import is_outage
+from citadel.memory.store_errors import is_outage
 
 log = logging.getLogger(__name__)
 

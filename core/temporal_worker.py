@@ -25,7 +25,7 @@ from temporalio.worker import Worker
 from citadel.core.run_execution import Claim, execute_run
 from citadel.core.run_workflow import ACTIVITY, RunWorkflow
 from citadel.core.runs import RunManager
-from citadel.memory.outages import is_outage
+from citadel.memory.store_errors import is_outage
 
 log = logging.getLogger(__name__)
 

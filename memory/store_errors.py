@@ -1,9 +1,10 @@
 """How the stores' failures reach callers: one mapping for every database error, applied where the
-stores are called (the app tables, the audit log, the checkpointer and the long-term store).
+stores are called (the app tables, the audit log, the checkpointer and the long-term store), and one
+test of what counts as an outage (`is_outage`), which runs also use to wait a blip out.
 
 - The database cannot be reached (refused, reset, closed, timed out, no connection in the pool,
-  shutting down): `Unavailable` (503 with `Retry-After`), whichever driver raised it (asyncpg under
-  SQLAlchemy, psycopg and its pool, sqlite3).
+  shutting down, busy): `Unavailable` (503 with `Retry-After`), whichever driver raised it (asyncpg
+  under SQLAlchemy, psycopg and its pool, sqlite3; redis-py for the stores on Redis).
 - The database refuses a value (a NUL character, text longer than its column, a number out of
   range): `InvalidRequest` (400), saying what kind of value, never the SQL.
 Anything else is a bug, and goes on as it is.
@@ -12,6 +13,7 @@ Anything else is a bug, and goes on as it is.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import sqlite3
 import time
@@ -19,6 +21,8 @@ from collections.abc import Iterator
 
 import asyncpg
 import psycopg
+import psycopg_pool
+import redis.exceptions
 from sqlalchemy import exc as sa
 
 from citadel.errors import CitadelError, InvalidRequest, Unavailable
@@ -37,6 +41,27 @@ _REFUSED_VALUES = {
     "22021": "text contains a character the database cannot store (NUL, \\u0000)",
     "22P05": "text contains a character the database cannot store (NUL, \\u0000)",
 }
+_OUTAGES: tuple[type[BaseException], ...] = (
+    ConnectionError,  # refused, reset, broken pipe
+    TimeoutError,
+    psycopg.OperationalError,  # psycopg_pool's PoolTimeout among them
+    psycopg.InterfaceError,
+    psycopg_pool.PoolClosed,
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.InterfaceError,
+    sa.OperationalError,
+    sa.InterfaceError,
+    sa.DisconnectionError,
+    sa.TimeoutError,  # no connection free in SQLAlchemy's pool
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.BusyLoadingError,
+)
+_NETWORK_ERRNOS = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENETDOWN, errno.EHOSTDOWN, errno.ETIMEDOUT}
+_SQLITE_BUSY = ("locked", "busy", "unable to open", "disk i/o error")
+"""sqlite3.OperationalError messages that pass (another process holds the file; the disk hiccupped),
+unlike its others (`no such table`), which are bugs."""
 _warned_at = 0.0
 
 
@@ -70,27 +95,22 @@ def _refused_value(error: BaseException) -> str | None:
     return None
 
 
-def _unreachable(error: BaseException) -> bool:
+def is_outage(error: BaseException) -> bool:
+    """True when `error` (or what it wraps) says a store is unreachable or went away mid-call: worth
+    answering 503 and waiting out, as opposed to a request the store refused or a bug."""
     for link in _chain(error):
         state = _sqlstate(link)
         if state is not None and state.startswith(_UNREACHABLE_STATES):
             return True
         if isinstance(link, sa.DBAPIError) and link.connection_invalidated:
             return True
-        if isinstance(
-            link,
-            OSError  # refused, reset, timed out (TimeoutError is an OSError)
-            | sa.OperationalError
-            | sa.InterfaceError
-            | sa.DisconnectionError
-            | sa.TimeoutError  # no connection free in SQLAlchemy's pool
-            | psycopg.OperationalError  # psycopg_pool's PoolTimeout and PoolClosed among them
-            | psycopg.InterfaceError
-            | asyncpg.exceptions.PostgresConnectionError
-            | asyncpg.exceptions.ConnectionDoesNotExistError
-            | asyncpg.exceptions.InterfaceError
-            | sqlite3.OperationalError,  # locked, or the file cannot be opened
-        ):
+        if isinstance(link, sa.DBAPIError) and isinstance(link.orig, sqlite3.Error):
+            continue  # judged by the sqlite3 error it wraps, below
+        if isinstance(link, _OUTAGES):
+            return True
+        if isinstance(link, OSError) and link.errno in _NETWORK_ERRNOS:
+            return True
+        if isinstance(link, sqlite3.OperationalError) and any(word in str(link).lower() for word in _SQLITE_BUSY):
             return True
     return False
 
@@ -102,7 +122,7 @@ def translate(error: BaseException) -> CitadelError | None:
     refused = _refused_value(error)
     if refused is not None:
         return InvalidRequest(refused)
-    if _unreachable(error):
+    if is_outage(error):
         _warn(error)
         return Unavailable("the database is unavailable; retry shortly", retry_after=RETRY_AFTER)
     return None

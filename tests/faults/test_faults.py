@@ -323,6 +323,125 @@ async def test_database_outage_gives_503s_never_500s_nor_dropped_connections(sta
         assert not [word for word in INTERNALS if word in text.lower()], text
 
 
+# --- runs through a PostgreSQL outage (item 2) ---------------------------------------------------
+async def run_status(http: httpx.AsyncClient, thread_id: str, run_id: str) -> str:
+    response = await http.get(f"/threads/{thread_id}/runs/{run_id}")
+    return str(response.json()["status"]) if response.status_code == 200 else f"http {response.status_code}"
+
+
+async def test_runs_accepted_before_and_during_an_outage_end_success_after_it(stack: Stack) -> None:
+    """Runs in flight when the database goes (their LLM answer held back so they are), and runs
+    offered during the outage: every one that was accepted ends `success` once it is back, with one
+    answer per question; the others were refused with a 503 and never accepted."""
+    url = stack.citadel.url
+    async with httpx.AsyncClient(base_url=url, timeout=DEADLINE) as http:
+        for llm in stack.llms:  # each answer waits 3 s for its first token: the runs are mid-flight
+            (await http.post(f"{llm.url}/_test/faults", json={"first_token_delay": 3.0})).raise_for_status()
+        threads = [(await http.post("/threads", json={"graph_id": "assistant"})).json()["thread_id"] for _ in range(6)]
+        accepted: dict[str, str] = {}
+        for thread_id in threads[:3]:
+            response = await http.post(
+                f"/threads/{thread_id}/runs", json={"assistant_id": "assistant", "input": ask("hello")}
+            )
+            assert response.status_code == 200, response.text
+            accepted[thread_id] = response.json()["run_id"]
+
+        async def all_running() -> bool:
+            return all([await run_status(http, t, r) == "running" for t, r in accepted.items()])
+
+        await wait_for(all_running, "the runs to start")
+        stack.postgres.refuse()
+        outage_started = time.monotonic()
+        refused = 0
+        try:
+            for thread_id in threads[3:]:
+                response = await http.post(
+                    f"/threads/{thread_id}/runs", json={"assistant_id": "assistant", "input": ask("hi there")}
+                )
+                if response.status_code == 200:
+                    accepted[thread_id] = response.json()["run_id"]
+                else:
+                    assert response.status_code == 503, response.text
+                    assert "retry-after" in response.headers
+                    refused += 1
+            await asyncio.sleep(max(0.0, OUTAGE_SECONDS - (time.monotonic() - outage_started)))
+        finally:
+            stack.postgres.restore()
+            for llm in stack.llms:
+                (await http.post(f"{llm.url}/_test/faults", json={})).raise_for_status()
+
+        async def all_over() -> dict[str, str] | None:
+            statuses = {t: await run_status(http, t, r) for t, r in accepted.items()}
+            return (
+                statuses
+                if all(s not in ("pending", "running") and not s.startswith("http") for s in statuses.values())
+                else None
+            )
+
+        statuses = await wait_for(all_over, "every accepted run to end", deadline=180)
+        answers = {}
+        for thread_id in accepted:
+            values = (await http.get(f"/threads/{thread_id}/state")).json()["values"]
+            answers[thread_id] = [m.get("type") for m in values.get("messages", [])]
+
+    print(
+        f"\n[runs through a {OUTAGE_SECONDS:g}-s PostgreSQL outage] accepted {len(accepted)}, refused {refused}, "
+        f"ended {dict(sorted(statuses.items()))}"
+    )
+    assert set(statuses.values()) == {"success"}, statuses
+    for thread_id, kinds in answers.items():
+        assert kinds == ["human", "ai"], (thread_id, kinds)  # one answer to one question: nothing lost, nothing twice
+
+
+# --- no hung requests under concurrency (item 3) -------------------------------------------------
+LOAD_SECONDS = float(os.environ.get("CITADEL_FAULT_LOAD_SECONDS", "60"))
+STEP = {"steps": [{"type": "embedding", "text": "a short text to embed"}]}
+
+
+async def test_no_request_hangs_under_32_concurrent_clients(stack: Stack) -> None:
+    """The calls that once hung (a run taken up by recovery between its acceptance and its launch):
+    create a thread then wait, stream, or create a background run and join it; a minute of 32 clients,
+    every call answered within its deadline. The workflow graph's embedding step keeps runs short."""
+
+    async def new_thread(client: httpx.AsyncClient) -> str:
+        response = await client.post("/threads", json={"graph_id": "workflow"})
+        response.raise_for_status()
+        return str(response.json()["thread_id"])
+
+    async def wait(client: httpx.AsyncClient) -> httpx.Response:
+        return await client.post(
+            f"/threads/{await new_thread(client)}/runs/wait", json={"assistant_id": "workflow", "input": STEP}
+        )
+
+    async def stream(client: httpx.AsyncClient) -> httpx.Response:
+        body = {"assistant_id": "workflow", "input": STEP, "stream_mode": ["values"]}
+        async with client.stream("POST", f"/threads/{await new_thread(client)}/runs/stream", json=body) as response:
+            await response.aread()
+        return response
+
+    async def join(client: httpx.AsyncClient) -> httpx.Response:
+        thread_id = await new_thread(client)
+        created = await client.post(f"/threads/{thread_id}/runs", json={"assistant_id": "workflow", "input": STEP})
+        if created.status_code != 200:
+            return created
+        return await client.get(f"/threads/{thread_id}/runs/{created.json()['run_id']}/join")
+
+    stop = asyncio.Event()
+    load = asyncio.create_task(
+        steady_load(
+            stack.citadel.url, {"wait": wait, "stream": stream, "join": join}, workers=32, stop=stop, deadline=DEADLINE
+        )
+    )
+    await asyncio.sleep(LOAD_SECONDS)
+    stop.set()
+    tally = await load
+    print(f"\n[{LOAD_SECONDS:g} s of 32 clients: create + wait / stream / join] {tally.summary()}")
+    assert tally.requests > 32
+    assert not tally.unanswered, tally.unanswered[:5]
+    assert not tally.server_errors, tally.server_errors[:5]
+    assert set(tally.statuses) == {200}, tally.statuses
+
+
 # --- readiness with every LLM backend dead (item 5): last, it kills them ------------------------
 async def test_ready_is_503_while_no_llm_backend_is_reachable(stack: Stack) -> None:
     async with httpx.AsyncClient(base_url=stack.citadel.url, timeout=DEADLINE) as http:
