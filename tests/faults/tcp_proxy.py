@@ -99,6 +99,16 @@ class TcpProxy:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+        # Connections still waiting in `_accept` (a frozen service) are tasks of the server, not
+        # pipes: cancel them, then let the loop run the aborted transports' close callbacks, so no
+        # socket outlives the loop (an "unclosed transport" warning in whichever test runs next).
+        current = asyncio.current_task()
+        waiting = [task for task in asyncio.all_tasks() if task is not current]
+        for task in waiting:
+            task.cancel()
+        await asyncio.gather(*waiting, return_exceptions=True)
+        for _ in range(3):
+            await asyncio.sleep(0)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writers.add(writer)

@@ -24,7 +24,12 @@ from tests.faults.conftest import REDIS_TIMEOUT, Stack
 from tests.faults.load import steady_load
 from tests.mcp_server.client_kit import INITIALIZE, JSON_AND_SSE, text_of
 
-pytestmark = pytest.mark.slow
+# The server under test is another process; the sockets in this one are the test's own (its
+# clients, the proxies in front of PostgreSQL and Redis, which abort connections mid-stream on
+# purpose). When the garbage collector meets one of those aborted client sockets before its loop
+# closed it, Python warns "unclosed transport"; that says nothing about Citadel, whose dropped
+# connections the load tally counts from the client side, so that one warning is not an error here.
+pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore:unclosed transport:ResourceWarning")]
 
 OUTAGE_SECONDS = float(os.environ.get("CITADEL_FAULT_OUTAGE_SECONDS", "6"))
 DEADLINE = 30.0
@@ -228,6 +233,7 @@ async def raw_post(url: str, path: str, headers: dict[str, str], body: bytes) ->
     with anyio.fail_after(DEADLINE):
         answer = (await reader.read(-1)).decode(errors="replace")
     writer.close()
+    await writer.wait_closed()
     return int(answer.split(" ", 2)[1]), answer
 
 
