@@ -7,6 +7,7 @@ An owner sees only their own threads; someone else's thread is answered exactly 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
@@ -131,6 +132,9 @@ class AppStore:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        # SQLite takes one writer at a time; writers of this process queue here rather than in
+        # SQLite's busy handler, which sleeps 1 to 100 ms a try (other processes still meet it).
+        self._one_writer = asyncio.Lock() if engine.dialect.name == "sqlite" else contextlib.nullcontext()
 
     @contextlib.asynccontextmanager
     async def _read(self) -> AsyncIterator[AsyncConnection]:
@@ -142,7 +146,7 @@ class AppStore:
     async def _write(self) -> AsyncIterator[AsyncConnection]:
         """A transaction, committed when the block ends."""
         with store_errors():
-            async with self.engine.begin() as connection:
+            async with self._one_writer, self.engine.begin() as connection:
                 yield connection
 
     # --- threads ------------------------------------------------------------------------------
@@ -472,7 +476,7 @@ class AppStore:
         run holds it. The status it had (`pending`: it never started; `running`), or None if it had
         already ended."""
         stamp = now()
-        async with self.engine.begin() as connection:
+        async with self._one_writer, self.engine.begin() as connection:
             for previous in ACTIVE_RUN:
                 result = await connection.execute(
                     update(runs)
