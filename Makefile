@@ -91,6 +91,7 @@ eval: install
 test: lint typecheck unit ui-test eval
 
 bench: install
+	$(RUN) python -m benchmarks.run_overhead
 	$(RUN) python -m benchmarks.embeddings
 	$(RUN) python -m benchmarks.router
 	$(RUN) python -m benchmarks.checkpoints
