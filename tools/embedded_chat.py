@@ -82,10 +82,6 @@ class EmbeddedLLM:
             self._llama = Llama(model_path=str(self._path), **self._kwargs)
         return self._llama
 
-    @property
-    def loaded(self) -> bool:
-        return self._llama is not None
-
     def close(self) -> None:
         with self._lock:
             if self._llama is not None:
