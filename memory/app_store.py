@@ -341,12 +341,6 @@ class AppStore:
             updated_at=stamp,
         )
 
-    async def create_run(self, run: Run) -> Run:
-        values = {column.name: getattr(run, column.name) for column in runs.columns}
-        async with self._write() as connection:
-            await connection.execute(insert(runs).values(**values))
-        return run
-
     async def get_run(self, run_id: str, *, thread_id: str | None = None, owner: str | None = None) -> Run:
         query = select(runs).where(runs.c.run_id == run_id)
         if thread_id is not None:
