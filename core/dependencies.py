@@ -1,4 +1,5 @@
-"""FastAPI dependencies that hand the lifespan's resources to route handlers."""
+"""FastAPI dependencies that hand the lifespan's resources to route handlers (async: FastAPI runs a
+plain function dependency in its thread pool, a hop per request)."""
 
 from __future__ import annotations
 
@@ -18,11 +19,11 @@ async def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def get_registry(request: Request) -> GraphRegistry:
+async def get_registry(request: Request) -> GraphRegistry:
     return request.state.registry  # type: ignore[no-any-return]
 
 
-def get_runs(request: Request) -> RunManager:
+async def get_runs(request: Request) -> RunManager:
     return request.state.runs  # type: ignore[no-any-return]
 
 

@@ -36,7 +36,8 @@ class RunEnd:
     status: str
     error: str | None = None
     values: dict[str, Any] | None = None
-    """A stateless run's final values (its thread is gone by then); None for the others."""
+    """The thread's values as the run ended (read by its executor; a stateless run's thread is gone
+    by then); None after an error, or when the end was learnt from the database."""
 
     def to_data(self) -> dict[str, Any]:
         return asdict(self)

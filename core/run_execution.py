@@ -37,7 +37,7 @@ from citadel.core.run_events import RunEnd, RunEventLog
 from citadel.core.runs import RunManager, values_of
 from citadel.core.wire import to_jsonable
 from citadel.errors import CitadelError, NotFound
-from citadel.memory.app_store import ACTIVE_RUN, Run
+from citadel.memory.app_store import ACTIVE_RUN, Run, ThreadAfter
 from citadel.memory.store_errors import is_outage
 
 log = logging.getLogger(__name__)
@@ -193,12 +193,21 @@ async def _record_end(manager: RunManager, run: Run, claim: Claim, status: str, 
     graph = manager.registry.get(run.graph).graph
     snapshot = await graph.aget_state({"configurable": {"thread_id": run.thread_id}})
     stateless = bool(run.payload.get("stateless"))
-    if await manager.store.finish_run(run.run_id, claim.owner, status, error):  # type: ignore[arg-type]
+    thread_after: ThreadAfter = (
+        "delete" if stateless else "error" if status == "error" else "interrupted" if snapshot.interrupts else "idle"
+    )
+    # One transaction: the run's end and its thread's status (or, for a stateless run, the thread gone).
+    ended = await manager.store.finish_run(
+        run.run_id,
+        claim.owner,
+        status,  # type: ignore[arg-type]
+        error,
+        thread_id=run.thread_id,
+        thread_after=thread_after,
+    )
+    if ended:
         if stateless:
-            await manager.delete_thread(run.thread_id, None)
-        else:
-            thread_status = "error" if status == "error" else ("interrupted" if snapshot.interrupts else "idle")
-            await manager.store.release_thread(run.thread_id, thread_status)
+            await manager.delete_checkpoints(run.graph, run.thread_id)
     else:  # no longer ours: cancelled as it finished (the canceller freed the thread), or taken over
         try:
             current = await manager.store.get_run(run.run_id)
@@ -207,7 +216,8 @@ async def _record_end(manager: RunManager, run: Run, claim: Claim, status: str, 
         if current is not None and current.status in ACTIVE_RUN:
             return current.status  # a later attempt owns the run and will end it
         status, error = (current.status, current.error) if current is not None else ("interrupted", "deleted")
-    values = values_of(snapshot) if stateless and status != "error" else None
+    # The final values ride with the end, so that `runs/wait` and `join` need not read them again.
+    values = values_of(snapshot) if status != "error" else None
     await manager.event_log.end(run.run_id, RunEnd(status, error, values))
     log.info("run %s: %s", run.run_id, status)
     return status

@@ -27,7 +27,7 @@ from langgraph.types import StateSnapshot
 from citadel.core.registry import GraphRegistry
 from citadel.core.run_events import NotHere, RunEnd, RunEvent, RunEventLog, StreamGap
 from citadel.core.wire import to_jsonable
-from citadel.errors import CitadelError, Conflict, InvalidRequest, NotFound
+from citadel.errors import InvalidRequest, NotFound
 from citadel.memory.app_store import ACTIVE_RUN, AppStore, Run, Thread
 from citadel.settings import Settings
 
@@ -120,15 +120,10 @@ class RunManager:
         if request.command is not None and not set(request.command) <= {"resume", "update", "goto"}:
             raise InvalidRequest("command takes resume, update and goto", param="command")
 
-        thread = await self._thread_for(request)
-        if not await self.store.try_mark_busy(thread.thread_id):
-            raise Conflict(
-                f"thread {thread.thread_id} already has a run in progress; wait for it or cancel it",
-                param="thread_id",
-            )
+        stateless = request.thread_id is None
         run = Run(
             run_id=str(uuid.uuid4()),
-            thread_id=thread.thread_id,
+            thread_id=request.thread_id or str(uuid.uuid4()),
             graph=request.graph,
             owner=request.owner,
             status="pending",
@@ -142,33 +137,18 @@ class RunManager:
                 "checkpoint_id": request.checkpoint_id,
                 "interrupt_before": request.interrupt_before,
                 "interrupt_after": request.interrupt_after,
-                "stateless": request.thread_id is None and not request.keep_thread,
+                "stateless": stateless and not request.keep_thread,
             },
             metadata=request.metadata,
         )
-        try:
-            await self.store.create_run(run)
-        except BaseException:
-            await self.store.update_thread(thread.thread_id, None, status="idle")
-            raise
-        await self.store.update_thread(thread.thread_id, None, graph=request.graph, title=_title(payload_input))
+        # One transaction: the thread (made for a stateless run), claimed busy, and the run's row.
+        thread = await self.store.accept_run(
+            run,
+            thread="new" if stateless else ("if_missing" if request.if_not_exists == "create" else "existing"),
+            title=_title(payload_input),
+            thread_metadata={"stateless": True} if stateless else None,
+        )
         return run, thread
-
-    async def _thread_for(self, request: RunRequest) -> Thread:
-        if request.thread_id is None:
-            return await self.store.create_thread(request.owner, graph=request.graph, metadata={"stateless": True})
-        try:
-            thread = await self.store.get_thread(request.thread_id, request.owner)
-        except CitadelError:
-            if request.if_not_exists != "create":
-                raise
-            return await self.store.create_thread(request.owner, thread_id=request.thread_id, graph=request.graph)
-        if thread.graph and thread.graph != request.graph:
-            raise Conflict(
-                f"thread {thread.thread_id} belongs to graph {thread.graph!r}, not {request.graph!r}",
-                param="assistant_id",
-            )
-        return thread
 
     async def launch(self, run: Run) -> None:
         """Hand an accepted run to the executor; its events can be read (`stream`) from now on."""
@@ -244,8 +224,10 @@ class RunManager:
         paused, `__error__` when the run failed)."""
         if end.status == "error":
             return {"__error__": {"error": "RunError", "message": end.error}}
-        if run.payload.get("stateless"):  # its thread is gone; the values came with its end
-            return dict(end.values or {})
+        if end.values is not None:  # read by the run's executor as it ended
+            return dict(end.values)
+        if run.payload.get("stateless"):  # its thread is gone
+            return {}
         return await self._snapshot_values(run)
 
     async def _snapshot_values(self, run: Run) -> dict[str, Any]:
@@ -273,9 +255,12 @@ class RunManager:
             await self.cancel(active)
         await self.store.delete_thread(thread_id, owner)
         if thread.graph:
-            checkpointer = self.registry.get(thread.graph).graph.checkpointer
-            if checkpointer is not None and not isinstance(checkpointer, bool):
-                await checkpointer.adelete_thread(thread_id)
+            await self.delete_checkpoints(thread.graph, thread_id)
+
+    async def delete_checkpoints(self, graph: str, thread_id: str) -> None:
+        checkpointer = self.registry.get(graph).graph.checkpointer
+        if checkpointer is not None and not isinstance(checkpointer, bool):
+            await checkpointer.adelete_thread(thread_id)
 
 
 def values_of(snapshot: StateSnapshot) -> dict[str, Any]:

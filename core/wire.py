@@ -13,9 +13,24 @@ from langchain_core.messages import BaseMessage
 from langgraph.types import Interrupt, StateSnapshot
 from pydantic import BaseModel
 
+_PLAIN = frozenset((str, int, float, bool, type(None)))
+"""Types that are JSON as they are (exactly these: subclasses take the general path)."""
+
 
 def to_jsonable(value: Any) -> Any:
     """Plain JSON data from state values, messages, interrupts and the like."""
+    kind = type(value)
+    if kind in _PLAIN:
+        return value
+    # Plain containers of plain values (state values, vectors) are the bulk: no call per item.
+    if kind is dict:
+        return {str(k): v if type(v) in _PLAIN else to_jsonable(v) for k, v in value.items()}
+    if kind is list or kind is tuple:
+        return [v if type(v) in _PLAIN else to_jsonable(v) for v in value]
+    return _to_jsonable(value)
+
+
+def _to_jsonable(value: Any) -> Any:
     if isinstance(value, BaseMessage):
         return value.model_dump()
     if isinstance(value, BaseModel):

@@ -7,16 +7,18 @@ An owner sees only their own threads; someone else's thread is answered exactly 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, and_, delete, func, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql.dml import Update
 
 from citadel.errors import Conflict, InvalidRequest, NotFound
 from citadel.memory.schema import ID_LENGTH, runs, threads
@@ -24,6 +26,7 @@ from citadel.memory.store_errors import store_errors
 
 ThreadStatus = Literal["idle", "busy", "interrupted", "error"]
 RunStatus = Literal["pending", "running", "success", "error", "interrupted", "cancelled", "timeout"]
+ThreadAfter = Literal["idle", "interrupted", "error", "delete"]
 ACTIVE_RUN = ("pending", "running")
 
 
@@ -116,12 +119,22 @@ def check_page(limit: int, offset: int) -> None:
             raise InvalidRequest(f"{name} must be between 0 and {BIGINT}; got {value}", param=name)
 
 
+def _release(thread_id: str, status: str, stamp: datetime) -> Update:
+    """The thread's status after its run ended, unless another run has taken the thread since."""
+    others = select(runs.c.run_id).where(runs.c.thread_id == thread_id, runs.c.status.in_(ACTIVE_RUN))
+    unless_taken = and_(threads.c.thread_id == thread_id, ~others.exists())
+    return update(threads).where(unless_taken).values(status=status, updated_at=stamp)
+
+
 class AppStore:
     """Every call's database failure arrives as a Citadel error (`store_errors`): 503 when the
     database cannot be reached, 400 for a value it refuses."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        # SQLite takes one writer at a time; writers of this process queue here rather than in
+        # SQLite's busy handler, which sleeps 1 to 100 ms a try (other processes still meet it).
+        self._one_writer = asyncio.Lock() if engine.dialect.name == "sqlite" else contextlib.nullcontext()
 
     @contextlib.asynccontextmanager
     async def _read(self) -> AsyncIterator[AsyncConnection]:
@@ -133,7 +146,7 @@ class AppStore:
     async def _write(self) -> AsyncIterator[AsyncConnection]:
         """A transaction, committed when the block ends."""
         with store_errors():
-            async with self.engine.begin() as connection:
+            async with self._one_writer, self.engine.begin() as connection:
                 yield connection
 
     # --- threads ------------------------------------------------------------------------------
@@ -261,11 +274,72 @@ class AppStore:
         return result.rowcount == 1
 
     # --- runs ---------------------------------------------------------------------------------
-    async def create_run(self, run: Run) -> Run:
-        values = {column.name: getattr(run, column.name) for column in runs.columns}
+    async def accept_run(
+        self,
+        run: Run,
+        *,
+        thread: Literal["new", "if_missing", "existing"],
+        title: str | None = None,
+        thread_metadata: dict[str, Any] | None = None,
+    ) -> Thread:
+        """Accept `run` in one transaction: its thread (`new`: made for it; `if_missing`: made unless
+        the owner has it; `existing`: the owner's, else NotFound) claimed for it, atomically across
+        replicas (Conflict if the thread is busy or belongs to another graph), with the run's graph
+        and `title` when the thread has none yet, and the run's row. Nothing is written on refusal."""
+        assert run.thread_id is not None
+        stamp = now()
         async with self._write() as connection:
-            await connection.execute(insert(runs).values(**values))
-        return run
+            row = None
+            if thread != "new":
+                found = await connection.execute(select(threads).where(threads.c.thread_id == run.thread_id))
+                row = found.mappings().first()
+            if row is not None and row["owner"] != run.owner:
+                if thread == "if_missing":  # someone else's id is refused like one's own duplicate: no probing
+                    raise Conflict(f"thread {run.thread_id} already exists", param="thread_id")
+                row = None
+            if row is None:
+                if thread == "existing":
+                    raise NotFound(f"thread {run.thread_id} not found", param="thread_id")
+                check_thread_id(run.thread_id)
+                accepted = Thread(
+                    thread_id=run.thread_id,
+                    owner=run.owner,
+                    graph=run.graph,
+                    title=title[:200] if title else None,
+                    status="busy",
+                    metadata=thread_metadata or {},
+                    created_at=stamp,
+                    updated_at=stamp,
+                )
+                await connection.execute(insert(threads).values(**asdict(accepted)))
+            else:
+                accepted = self._claim_thread(Thread.from_row(row), run, title, stamp)
+                claimed = await connection.execute(
+                    update(threads)
+                    .where(threads.c.thread_id == run.thread_id, threads.c.status != "busy")
+                    .values(status="busy", graph=accepted.graph, title=accepted.title, updated_at=stamp)
+                )
+                if claimed.rowcount != 1:
+                    raise Conflict(
+                        f"thread {run.thread_id} already has a run in progress; wait for it or cancel it",
+                        param="thread_id",
+                    )
+            await connection.execute(insert(runs).values(**{c.name: getattr(run, c.name) for c in runs.columns}))
+        return accepted
+
+    @staticmethod
+    def _claim_thread(found: Thread, run: Run, title: str | None, stamp: datetime) -> Thread:
+        if found.graph and found.graph != run.graph:
+            raise Conflict(
+                f"thread {found.thread_id} belongs to graph {found.graph!r}, not {run.graph!r}", param="assistant_id"
+            )
+        return replace(
+            found,
+            status="busy",
+            graph=found.graph or run.graph,
+            title=found.title or (title[:200] if title else None),
+            updated_at=stamp,
+        )
 
     async def get_run(self, run_id: str, *, thread_id: str | None = None, owner: str | None = None) -> Run:
         query = select(runs).where(runs.c.run_id == run_id)
@@ -327,11 +401,10 @@ class AppStore:
                     started_at=func.coalesce(runs.c.started_at, stamp),
                     updated_at=stamp,
                 )
+                .returning(*runs.columns)
             )
-            if result.rowcount != 1:
-                return None
-            row = (await connection.execute(select(runs).where(runs.c.run_id == run_id))).mappings().one()
-        return Run.from_row(row)
+            row = result.mappings().first()
+        return Run.from_row(row) if row is not None else None
 
     async def renew_lease(self, run_id: str, owner: str, lease_seconds: float) -> bool:
         """Extend the lease; False if the run was taken over, finished or asked to stop."""
@@ -344,8 +417,19 @@ class AppStore:
             )
         return result.rowcount == 1
 
-    async def finish_run(self, run_id: str, owner: str, status: RunStatus, error: str | None = None) -> bool:
-        """End a run `owner` holds; False if it no longer does (cancelled, or taken over meanwhile)."""
+    async def finish_run(
+        self,
+        run_id: str,
+        owner: str,
+        status: RunStatus,
+        error: str | None = None,
+        *,
+        thread_id: str | None = None,
+        thread_after: ThreadAfter | None = None,
+    ) -> bool:
+        """End a run `owner` holds; False if it no longer does (cancelled, or taken over meanwhile).
+        In the same transaction, its thread `thread_id` gets the status `thread_after` (unless another
+        run has taken it since), or is deleted with its runs (`delete`: a stateless run's)."""
         stamp = now()
         async with self._write() as connection:
             result = await connection.execute(
@@ -360,7 +444,14 @@ class AppStore:
                     lease_expires_at=None,
                 )
             )
-        return result.rowcount == 1
+            if result.rowcount != 1:
+                return False
+            if thread_id is not None and thread_after == "delete":
+                await connection.execute(delete(runs).where(runs.c.thread_id == thread_id))
+                await connection.execute(delete(threads).where(threads.c.thread_id == thread_id))
+            elif thread_id is not None and thread_after is not None:
+                await connection.execute(_release(thread_id, thread_after, stamp))
+        return True
 
     async def fail_run(self, run_id: str, error: str) -> bool:
         """End an unfinished run as failed, whoever holds it (its executor is known to be gone)."""
@@ -379,7 +470,7 @@ class AppStore:
         run holds it. The status it had (`pending`: it never started; `running`), or None if it had
         already ended."""
         stamp = now()
-        async with self.engine.begin() as connection:
+        async with self._one_writer, self.engine.begin() as connection:
             for previous in ACTIVE_RUN:
                 result = await connection.execute(
                     update(runs)
@@ -402,13 +493,8 @@ class AppStore:
 
     async def release_thread(self, thread_id: str, status: str) -> None:
         """Set a thread's status after its run ended, unless another run has taken the thread since."""
-        others = select(runs.c.run_id).where(runs.c.thread_id == thread_id, runs.c.status.in_(ACTIVE_RUN))
         async with self._write() as connection:
-            await connection.execute(
-                update(threads)
-                .where(threads.c.thread_id == thread_id, ~others.exists())
-                .values(status=status, updated_at=now())
-            )
+            await connection.execute(_release(thread_id, status, now()))
 
     async def release_lease(self, run_id: str, owner: str) -> None:
         """Give a run back unfinished (a clean shutdown): the next process resumes it at once."""

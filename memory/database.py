@@ -18,6 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from citadel.settings import Settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+POOL_RECYCLE_SECONDS = 1800
+"""PostgreSQL connections are reopened after this long (before a proxy or server drops idle ones)."""
 
 
 def redact_url(url: str) -> str:
@@ -56,7 +58,10 @@ def create_engine(settings: Settings) -> AsyncEngine:
         pool_size=settings.database_pool_max,
         max_overflow=0,
         pool_timeout=settings.database_timeout,
-        pool_pre_ping=True,
+        # No ping before each checkout (a round trip per transaction): a connection found dead fails
+        # its call as an outage (`store_errors`: 503, or a run waiting it out), and SQLAlchemy then
+        # drops every connection opened before it, so one failed call per outage, not one per connection.
+        pool_recycle=POOL_RECYCLE_SECONDS,
         connect_args={"timeout": settings.database_timeout, "command_timeout": settings.database_timeout},
     )
 

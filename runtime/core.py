@@ -17,8 +17,7 @@ import contextlib
 import functools
 import logging
 from collections.abc import AsyncIterator, Callable
-
-from temporalio.client import Client
+from typing import TYPE_CHECKING
 
 from citadel.agents.deps import AgentDeps
 from citadel.core.in_process_executor import InProcessExecutor
@@ -27,9 +26,11 @@ from citadel.core.registry import build_registry
 from citadel.core.run_events import LocalRunEvents, RunEventLog
 from citadel.core.runs import RunExecutor, RunManager
 from citadel.core.services import Core
-from citadel.core.temporal_executor import TemporalExecutor
 from citadel.runtime.services import open_services
 from citadel.settings import Settings
+
+if TYPE_CHECKING:  # temporalio is imported only in production mode (it costs half a second at start)
+    from temporalio.client import Client
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,8 @@ def check_production(settings: Settings) -> None:
 
 
 async def connect_temporal(settings: Settings) -> Client:
+    from temporalio.client import Client
+
     assert settings.temporal_address is not None
     try:
         return await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
@@ -106,6 +109,8 @@ async def open_core(
         registry = build_registry(deps, services.persistence.checkpointer, services.persistence.store)
         executor: Callable[[RunManager], RunExecutor] | None = None
         if executes and settings.temporal_address:
+            from citadel.core.temporal_executor import TemporalExecutor
+
             executor = functools.partial(TemporalExecutor, client=await connect_temporal(settings))
         elif executes:
             executor = InProcessExecutor

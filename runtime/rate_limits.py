@@ -1,4 +1,6 @@
-"""Rate limits per caller and route class, sliding (moving) window, with the `limits` library:
+"""Rate limits per caller and route class, as a sliding window counter (the `limits` library's
+approximation of a moving window from two fixed-window counts: O(1) per request, where the exact
+moving window keeps a timestamp per request and expires them in a worker thread),
 shared by every replica through Redis when `CITADEL_REDIS_URL` is set, in-process otherwise.
 
 A caller is the authenticated user, or the client IP when anonymous. Over the limit: 429 with
@@ -15,7 +17,7 @@ import time
 import redis.asyncio as redis
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
-from limits.aio.strategies import MovingWindowRateLimiter
+from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.errors import StorageError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -67,7 +69,7 @@ class RateLimiter:
         else:
             self.storage = MemoryStorage()
             self.where = "memory"
-        self.strategy = MovingWindowRateLimiter(self.storage)
+        self.strategy = SlidingWindowCounterRateLimiter(self.storage)
         self.limits: dict[str, RateLimitItem] = {
             "chat": parse(settings.rate_limit_chat),
             "embeddings": parse(settings.rate_limit_embeddings),

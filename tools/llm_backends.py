@@ -10,17 +10,18 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessageChunk, BaseMessage
-from langchain_ollama import ChatOllama
-from ollama import ResponseError
 
 from citadel.errors import BackendError, InvalidRequest
 from citadel.settings import LLMServer
 from citadel.tools.embedded_chat import MODEL_NAME, EmbeddedLLM
+
+if TYPE_CHECKING:  # langchain-ollama is imported when an Ollama server is configured, not at every start
+    from langchain_ollama import ChatOllama
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,9 @@ class ChatBackend(Protocol):
 
 class OllamaBackend:
     def __init__(self, server: LLMServer) -> None:
+        from langchain_ollama import ChatOllama
+
+        self._chat_class = ChatOllama
         self.name = server.name
         self.url = server.url.rstrip("/")
         self.models = list(server.models)
@@ -70,7 +74,8 @@ class OllamaBackend:
 
     def _chat(self, model: str) -> ChatOllama:
         if model not in self._chats:
-            self._chats[model] = ChatOllama(model=model, base_url=self.url, client_kwargs={"timeout": self.timeout})
+            chat = self._chat_class(model=model, base_url=self.url, client_kwargs={"timeout": self.timeout})
+            self._chats[model] = chat
         return self._chats[model]
 
     async def stream(
@@ -83,6 +88,8 @@ class OllamaBackend:
         }
         if params.stop:
             options["stop"] = params.stop
+        from ollama import ResponseError  # imported with langchain-ollama by __init__
+
         try:
             async for chunk in self._chat(model).astream(messages, options=options):
                 yield chunk  # type: ignore[misc]

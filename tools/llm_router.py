@@ -34,6 +34,9 @@ from citadel.tools.semantic_router import SemanticRouter
 log = logging.getLogger(__name__)
 
 AUTO = "auto"
+NO_BACKEND = "no LLM backend: set CITADEL_LLM_SERVERS (Ollama servers) or CITADEL_LOCAL_LLM=true (the embedded model)"
+NO_BACKEND_RETRY_SECONDS = 60.0
+"""What a client is told to wait when no backend is configured: a restart with one, not a blip."""
 HEALTH_TIMEOUT = 5.0
 """Seconds a backend's health check may take before it counts as failed."""
 
@@ -80,8 +83,6 @@ class RoutedStream:
 
 class LLMRouter:
     def __init__(self, settings: Settings, backends: list[ChatBackend], semantic: SemanticRouter | None) -> None:
-        if not backends:
-            raise ValueError("no LLM backend: configure CITADEL_LLM_SERVERS or enable CITADEL_LOCAL_LLM")
         self._settings = settings
         self.backends = backends
         self.semantic = semantic
@@ -226,6 +227,8 @@ class LLMRouter:
         """
         if not messages:
             raise InvalidRequest("messages must not be empty", param="messages")
+        if not self.backends:
+            raise Unavailable(NO_BACKEND, retry_after=NO_BACKEND_RETRY_SECONDS)
         params = params or GenerationParams(max_tokens=self._settings.llm_max_tokens)
         chosen_route, candidates = await self.plan(messages, model, route)
         attempts: list[str] = []

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import onnxruntime as ort
 from tokenizers import Tokenizer
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
 
 MAX_TOKENS = 512
 
@@ -34,25 +38,43 @@ def model_files() -> tuple[Path, Path]:
 
 
 class MiniLM:
-    """Blocking encoder; call it from a worker thread (onnxruntime releases the GIL)."""
+    """Blocking encoder; call it from a worker thread (onnxruntime releases the GIL).
+
+    The tokenizer loads with it (token counts and truncation need it at once); onnxruntime and the
+    model load on the first `encode`, so a process that never embeds never holds them."""
 
     name = "all-minilm"
     dims = 384
 
     def __init__(self, threads: int = 0) -> None:
-        onnx_path, tokenizer_path = model_files()
+        self._onnx_path, tokenizer_path = model_files()
         self.tokenizer = Tokenizer.from_file(str(tokenizer_path))
         self.tokenizer.no_padding()
         self.tokenizer.no_truncation()
+        self._threads = threads
+        self._session: ort.InferenceSession | None = None
+        self._inputs: set[str] = set()
+        self._loading = threading.Lock()
+
+    def load(self) -> ort.InferenceSession:
+        """The ONNX session, created on first call (thread-safe; blocking: call it off the event loop)."""
+        with self._loading:
+            if self._session is None:
+                self._session = self._open_session()
+                self._inputs = {i.name for i in self._session.get_inputs()}
+            return self._session
+
+    def _open_session(self) -> ort.InferenceSession:
+        import onnxruntime as ort
+
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or (os.cpu_count() or 1)
+        options.intra_op_num_threads = self._threads or (os.cpu_count() or 1)
         options.inter_op_num_threads = 1
         # Idle pool threads would spin for work between runs, taking the CPU the server's event loop
         # needs to gather the next batch (measured: about a third less server CPU per text).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self._session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
-        self._inputs = {i.name for i in self._session.get_inputs()}
+        return ort.InferenceSession(str(self._onnx_path), options, providers=["CPUExecutionProvider"])
 
     def count_tokens(self, texts: list[str]) -> list[int]:
         """Tokens per text, [CLS] and [SEP] included."""
@@ -74,6 +96,7 @@ class MiniLM:
         return out
 
     def _run(self, token_ids: list[list[int]]) -> np.ndarray:
+        session = self._session or self.load()
         width = max(len(ids) for ids in token_ids)
         ids = np.zeros((len(token_ids), width), dtype=np.int64)
         mask = np.zeros((len(token_ids), width), dtype=np.int64)
@@ -83,7 +106,7 @@ class MiniLM:
         feed = {"input_ids": ids, "attention_mask": mask}
         if "token_type_ids" in self._inputs:
             feed["token_type_ids"] = np.zeros_like(ids)
-        states = self._session.run(None, feed)[0]
+        states = session.run(None, feed)[0]
         weights = mask[:, :, None].astype(np.float32)
         pooled = (states * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)

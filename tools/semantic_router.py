@@ -11,6 +11,7 @@ suits routes defined by intent (ask, remember, analyse) rather than topic.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,8 +71,15 @@ class SemanticRouter:
         self._scoring = scoring
         self._matrix: np.ndarray | None = None
         self._labels: list[str] = []
+        self._starting = asyncio.Lock()
 
     async def start(self) -> None:
+        """Embed the routes' examples now (otherwise done on the first classification)."""
+        async with self._starting:
+            if self._matrix is None:
+                await self._embed_examples()
+
+    async def _embed_examples(self) -> None:
         texts = [example for route in self.routes for example in route.examples]
         self._labels = [route.name for route in self.routes for _ in route.examples]
         self._matrix = (await self._embeddings.embed(texts)).vectors
@@ -88,7 +96,9 @@ class SemanticRouter:
 
     async def scores(self, text: str) -> dict[str, float]:
         """Each route's score for `text` (for callers that combine it with other evidence)."""
-        assert self._matrix is not None, "SemanticRouter.start() was not awaited"
+        if self._matrix is None:
+            await self.start()
+        assert self._matrix is not None
         text = self._embeddings.truncate(text, self._embeddings.model(None))
         query = (await self._embeddings.embed([text])).vectors[0]
         similarities = self._matrix @ query

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import numpy as np
@@ -89,3 +90,24 @@ def test_bad_chat_requests_name_the_field(live_server: LiveServer) -> None:
         )
         assert route.status_code == 400
         assert "unknown route 'astrology'" in route.json()["error"]["message"]
+
+
+def test_without_llm_backend_the_server_starts_and_only_llm_calls_are_refused(make_settings: Any) -> None:
+    """`CITADEL_LOCAL_LLM=false` and no Ollama server: graphs that need no LLM are served; a chat
+    completion is a 503 naming what to configure, with Retry-After."""
+    with LiveServer.start(make_settings(local_llm=False)) as server, httpx.Client(base_url=server.url) as http:
+        assert http.get("/health").status_code == 200
+        chat = http.post(
+            "/v1/chat/completions", json={"model": "auto", "messages": [{"role": "user", "content": "hi"}]}
+        )
+        assert chat.status_code == 503, chat.text
+        assert "CITADEL_LLM_SERVERS" in chat.json()["error"]["message"]
+        assert "CITADEL_LOCAL_LLM=true" in chat.json()["error"]["message"]
+        assert chat.headers["retry-after"]
+        run = http.post(
+            "/runs/wait",
+            json={"assistant_id": "workflow", "input": {"steps": [{"type": "embedding", "text": "tides"}]}},
+            timeout=60,
+        )
+        assert run.status_code == 200, run.text
+        assert run.json()["status"] == "done"
