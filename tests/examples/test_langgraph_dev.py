@@ -5,7 +5,8 @@ The test installs `langgraph-cli[inmem]`, Citadel (for the graph's `citadel.runt
 example (as its README says: `pip install -e .`) into a throwaway environment under
 ~/.cache/citadel/peers, made once per checkout (uv's cache makes it quick). With no Citadel server
 around, the kit opens its own services from the environment: the documents are ingested into that
-data directory first with `citadel ingest`."""
+data directory first with `citadel ingest`, and the chat model is an Ollama-protocol server (the
+tests' stand-in, `tests/ollama_wire_server.py`, answering from the embedded SmolLM2)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from langgraph_sdk.client import LangGraphClient
 from langgraph_sdk.schema import Command
 
 from tests.graphs.run_inputs import DOCS
+from tests.ollama_wire_server import WireServerProcess
 from tests.processes import START_DEADLINE, free_port, wait_for
 
 pytestmark = pytest.mark.slow
@@ -40,19 +42,38 @@ def langgraph_cli() -> Path:
     marker = folder / ".installed"
     if not marker.exists():
         subprocess.run([UV, "venv", "-q", "--python", "3.11", str(folder)], check=True)
-        packages = ["langgraph-cli[inmem]", "-e", f"{ROOT}[local-llm]", "-e", str(EXAMPLE)]
-        subprocess.run([UV, "pip", "install", "-q", "--python", str(folder / "bin" / "python"), *packages], check=True)
+        # Citadel's locked versions (their wheels are in uv's cache), without the local-llm extra: the
+        # kit's chat model talks to an Ollama-protocol server here (no llama.cpp build in this venv).
+        constraints = folder / "constraints.txt"
+        export = [UV, "export", "--frozen", "--no-hashes", "--no-emit-project", "-q", "-o", str(constraints)]
+        subprocess.run(export, cwd=ROOT, check=True)
+        packages = ["langgraph-cli[inmem]", "-e", str(ROOT), "-e", str(EXAMPLE)]
+        python = str(folder / "bin" / "python")
+        subprocess.run([UV, "pip", "install", "-q", "--python", python, "-c", str(constraints), *packages], check=True)
         marker.touch()
     return folder / "bin" / "langgraph"
 
 
 @pytest.fixture(scope="module")
-def langgraph_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def ollama(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WireServerProcess]:
+    """The chat backend of the kit's own services: the test stand-in for an Ollama server (embedded SmolLM2)."""
+    server = WireServerProcess("llm-01", log_dir=tmp_path_factory.mktemp("ollama"), chat_models=["smollm2"])
+    server.start(120)
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture(scope="module")
+def langgraph_dev(tmp_path_factory: pytest.TempPathFactory, ollama: WireServerProcess) -> Iterator[str]:
     folder = tmp_path_factory.mktemp("langgraph-dev")
     env = {
         "CITADEL_DATA_DIR": str(folder / "data"),
         "CITADEL_URL": "http://127.0.0.1:9",
         "CITADEL_LLM_MAX_TOKENS": "24",
+        "CITADEL_LOCAL_LLM": "false",
+        "CITADEL_LLM_SERVERS": json.dumps([{"name": "llm-01", "url": ollama.url, "models": ["smollm2"]}]),
         "LANGSMITH_TRACING": "false",
         "LANGGRAPH_CLI_NO_ANALYTICS": "1",
     }

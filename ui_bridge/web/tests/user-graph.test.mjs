@@ -80,10 +80,17 @@ test("the chat page lists the project's graphs and talks to one", { timeout: 300
     await page.waitForFunction((el) => el.value === "", await input.elementHandle(), { timeout: 2_000 }).catch(() => {});
   }
   const thread = new URL(page.url()).searchParams.get("thread");
-  await page.getByTestId("thread").filter({ hasText: "solar panels" }).first().waitFor(WAIT); // the run ended
-  await page.screenshot({ path: join(ARTIFACTS, "chat-page-user-graph.png"), fullPage: true });
-  const state = await json(`${citadel.url}/threads/${thread}/state`);
+  // The run ends (the thread is idle again, with the agent's answer last), within the deadline.
+  let state;
+  while (true) {
+    assert.ok(Date.now() < deadline + WAIT.timeout, "the run did not end");
+    const { status } = await json(`${citadel.url}/threads/${thread}`);
+    state = await json(`${citadel.url}/threads/${thread}/state`);
+    if (status === "idle" && state.values.messages?.length >= 4) break;
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
   const answer = state.values.messages.at(-1);
   assert.equal(answer.type, "ai");
   await page.locator(".copilotKitAssistantMessage").filter({ hasText: answer.content.slice(0, 20) }).last().waitFor(WAIT);
+  await page.screenshot({ path: join(ARTIFACTS, "chat-page-user-graph.png"), fullPage: true });
 });
