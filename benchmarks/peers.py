@@ -44,7 +44,7 @@ from tests.live_server import fresh_database
 ROOT = Path(__file__).resolve().parents[1]
 ECHO = ROOT / "examples" / "echo" / "langgraph.json"
 PEERS = Path("~/.cache/citadel/peers").expanduser()
-UV = shutil.which("uv") or str(ROOT / ".tools" / "bin" / "uv")
+UV = os.environ.get("UV") or shutil.which("uv") or str(ROOT / ".tools" / "bin" / "uv")  # `uv run` sets UV
 POSTGRES = os.environ.get("CITADEL_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 INPUT = {"messages": [{"role": "user", "content": "ping"}]}
 CLIENTS = (1, 8, 32)
@@ -61,12 +61,19 @@ class Row:
 
 
 # --- servers ----------------------------------------------------------------------------------------
+def interpreter(version: str) -> str:
+    """A Python of this version already on the machine (pyenv's, say), else the version for uv to provide."""
+    for found in sorted(Path("~/.pyenv/versions").expanduser().glob(f"{version}.*/bin/python{version}")):
+        return str(found)
+    return version
+
+
 def venv(name: str, python: str, packages: list[str]) -> Path:
     """A throwaway environment with `packages` (created once; uv's cache makes it quick)."""
     folder = PEERS / name
     marker = folder / ".installed"
     if not marker.exists():
-        subprocess.run([UV, "venv", "-q", "--python", python, str(folder)], check=True)
+        subprocess.run([UV, "venv", "-q", "--python", interpreter(python), str(folder)], check=True)
         subprocess.run([UV, "pip", "install", "-q", "--python", str(folder / "bin" / "python"), *packages], check=True)
         marker.touch()
     return folder / "bin"
@@ -118,7 +125,7 @@ def citadel(postgres: bool) -> Iterator[tuple[str, int]]:
 
 @contextlib.contextmanager
 def langgraph_dev() -> Iterator[tuple[str, int]]:
-    bin_dir = venv("langgraph-dev", "3.11", ["langgraph-cli[inmem]"])
+    bin_dir = venv("langgraph-dev", "3.11", ["langgraph-cli[inmem]>=0.4"])
     port = free_port()
     command = [str(bin_dir / "langgraph"), "dev", "--config", str(ECHO), "--port", str(port), "--host", "127.0.0.1"]
     command += ["--no-browser", "--no-reload", "--n-jobs-per-worker", "10"]
@@ -133,7 +140,7 @@ def aegra() -> Iterator[tuple[str, int]]:
     port = free_port()
     with fresh_database(POSTGRES) as database:
         env = {"DATABASE_URL": database, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
-        command = [str(bin_dir / "aegra"), "serve", "--host", "127.0.0.1", "--port", str(port)]
+        command = [str(bin_dir / "aegra"), "serve", "--host", "127.0.0.1", "--port", str(port), "-c", str(ECHO)]
         with process_server(command, env, ECHO.parent, port, "/health") as url:
             yield url, _pid_on(port)
 
