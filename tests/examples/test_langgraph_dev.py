@@ -87,7 +87,9 @@ def langgraph_dev(tmp_path_factory: pytest.TempPathFactory, ollama: WireServerPr
     cli = langgraph_cli()
     port = free_port()
     command = [str(cli), "dev", "--config", str(EXAMPLE / "langgraph.json"), "--port", str(port)]
-    command += ["--host", "127.0.0.1", "--no-browser", "--no-reload"]
+    # --allow-blocking: the kit's own embedded services (the ONNX model, Qdrant's local mode) read files
+    # on their first use, which langgraph dev's blocking-call detector refuses by default.
+    command += ["--host", "127.0.0.1", "--no-browser", "--no-reload", "--allow-blocking"]
     url = f"http://127.0.0.1:{port}"
     log = folder / "server.log"
     with log.open("wb") as output:
