@@ -100,13 +100,18 @@ def _schema(read: Callable[[], dict[str, Any]]) -> dict[str, Any]:
 
 
 # --- importing ------------------------------------------------------------------------------------
+def _where(project: Project, entry: GraphEntry) -> str:
+    """How an error names an entry: `langgraph.json: graphs.agent: ./src/agent/graph.py`."""
+    return f"{project.config.name}: graphs.{entry.name}: {entry.location}"
+
+
 def _module_name(entry: GraphEntry) -> str:
     return "citadel_user_graph_" + re.sub(r"\W", "_", entry.name)
 
 
 def _load_file(project: Project, entry: GraphEntry) -> types.ModuleType:
     path = (project.root / entry.location).resolve()
-    where = f"{project.config.name}: graphs.{entry.name}: {entry.location}"
+    where = _where(project, entry)
     if not path.is_file():
         raise ProjectError(f"{where}: no such file")
     name = _module_name(entry)
@@ -124,7 +129,7 @@ def _load_file(project: Project, entry: GraphEntry) -> types.ModuleType:
 
 
 def _load_module(project: Project, entry: GraphEntry) -> types.ModuleType:
-    where = f"{project.config.name}: graphs.{entry.name}: {entry.location}"
+    where = _where(project, entry)
     try:
         return importlib.import_module(entry.location)
     except ModuleNotFoundError as error:
@@ -141,7 +146,7 @@ def resolve(project: Project, entry: GraphEntry) -> Any:
         if str(path) not in sys.path:
             sys.path.insert(0, str(path))
     module = _load_file(project, entry) if entry.is_file else _load_module(project, entry)
-    where = f"{project.config.name}: graphs.{entry.name}: {entry.location}"
+    where = _where(project, entry)
     if not hasattr(module, entry.attribute):
         raise ProjectError(f"{where} has no attribute {entry.attribute!r}")
     target = getattr(module, entry.attribute)
