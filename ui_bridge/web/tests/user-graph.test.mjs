@@ -52,6 +52,35 @@ test("HttpAgent: two turns with the project's research agent", { timeout: 300_00
   assert.match(state.values.messages[2].content, /solar-101/); // Citadel's search, from the project's graph
 });
 
+test("HttpAgent: the project's interrupt, answered, then the thread restored", { timeout: 300_000 }, async () => {
+  const threadId = randomUUID();
+  const agent = new HttpAgent({ url: `${citadel.url}/agui/publish`, threadId });
+  const asked = await turn(agent, "Say something about wind power.");
+  assert.equal(asked.at(-1), "RUN_FINISHED");
+  let state = await json(`${citadel.url}/threads/${threadId}/state`);
+  assert.deepEqual(state.next, ["review"]);
+  assert.equal(state.interrupts[0].value.message, "Publish this draft?");
+  assert.equal(agent.state.status, "drafted"); // the configured ui_state_keys: draft, status
+
+  const [pending] = agent.pendingInterrupts; // AG-UI's structured interrupt, answered as the client resolves it
+  assert.ok(pending, "the run ended on the graph's interrupt");
+  const events = [];
+  await agent.runAgent(
+    { runId: randomUUID(), resume: [{ interruptId: pending.id, status: "resolved", payload: "approve" }] },
+    { onEvent: ({ event }) => events.push(event.type) },
+  );
+  assert.equal(events.at(-1), "RUN_FINISHED");
+  state = await json(`${citadel.url}/threads/${threadId}/state`);
+  assert.equal(state.values.status, "published");
+
+  const reopened = new HttpAgent({ url: `${citadel.url}/agui/publish`, threadId });
+  const restored = [];
+  await reopened.runAgent({ runId: randomUUID() }, { onEvent: ({ event }) => restored.push(event.type) });
+  assert.deepEqual(restored, ["RUN_STARTED", "STATE_SNAPSHOT", "MESSAGES_SNAPSHOT", "RUN_FINISHED"]);
+  assert.equal(reopened.state.status, "published");
+  assert.equal(reopened.messages.at(-1).content, state.values.draft);
+});
+
 test("the chat page lists the project's graphs and talks to one", { timeout: 300_000 }, async (t) => {
   assert.ok(existsSync(join(ROOT, "ui_bridge/web/dist/index.html")), "build the page first: make ui-build");
   mkdirSync(ARTIFACTS, { recursive: true });
