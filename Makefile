@@ -99,6 +99,7 @@ bench: install
 	$(RUN) python -m benchmarks.mcp_roundtrip
 	$(RUN) python -m benchmarks.voice_overhead
 	$(RUN) python -m benchmarks.runs
+	$(RUN) python -m benchmarks.peers
 
 # The voice extra's system package: espeak-ng, the embedded text-to-speech (and the voice of the
 # offline audio test). Installed with apt when missing (needs root, as on CI); only the voice

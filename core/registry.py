@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
-from langgraph.graph.state import CompiledStateGraph
+from langgraph.pregel import Pregel
 from langgraph.store.base import BaseStore
 
 from citadel.agents.deps import AgentDeps
 from citadel.errors import NotFound
 from citadel.graphs import assistant, rag, workflow
-from citadel.graphs.spec import GraphSpec
+from citadel.graphs.spec import GraphSpec, ServedGraph
 
 SPECS: tuple[GraphSpec, ...] = (assistant.SPEC, rag.SPEC, workflow.SPEC)
 DEFAULT_GRAPH = "assistant"
@@ -27,8 +27,8 @@ DEFAULT_GRAPH = "assistant"
 
 @dataclass(frozen=True)
 class RegisteredGraph:
-    spec: GraphSpec
-    graph: CompiledStateGraph[Any, Any, Any, Any]
+    spec: ServedGraph
+    graph: Pregel[Any, Any, Any, Any]
 
     @property
     def name(self) -> str:
@@ -66,12 +66,17 @@ def build_registry(
     checkpointer: BaseCheckpointSaver[Any] | None = None,
     store: BaseStore | None = None,
     specs: tuple[GraphSpec, ...] = SPECS,
+    user_graphs: builtins.list[RegisteredGraph] | None = None,
 ) -> GraphRegistry:
-    """Compile every graph with the shared checkpointer (durable threads, interrupts) and store
-    (long-term memory)."""
+    """Compile every built-in graph of `specs` with the shared checkpointer (durable threads,
+    interrupts) and store (long-term memory); `user_graphs` (a project's, compiled on the same) are
+    served beside them."""
     return GraphRegistry(
         [
-            RegisteredGraph(spec, spec.build(deps).compile(checkpointer=checkpointer, store=store, name=spec.name))
-            for spec in specs
+            *(
+                RegisteredGraph(spec, spec.build(deps).compile(checkpointer=checkpointer, store=store, name=spec.name))
+                for spec in specs
+            ),
+            *(user_graphs or []),
         ]
     )

@@ -47,7 +47,7 @@ from citadel.core.runs import RunManager, RunRequest
 from citadel.core.services import Core
 from citadel.core.wire import to_jsonable
 from citadel.errors import Conflict
-from citadel.graphs.spec import GraphSpec
+from citadel.graphs.spec import ServedGraph
 from citadel.mcp_server._bounds import clip, share, shrink
 from citadel.mcp_server.auth import caller
 from citadel.mcp_server.errors import tool_errors
@@ -81,8 +81,9 @@ ABOUT_RUNS = (
 )
 
 
-def tool_name(graph: str) -> str:
-    return TOOL_NAMES.get(graph, f"run_{graph}")
+def tool_name(graph: str, chosen: str | None = None) -> str:
+    """The MCP tool of a graph: the name its project chose, a built-in's, or `run_<graph>`."""
+    return chosen or TOOL_NAMES.get(graph, f"run_{graph}")
 
 
 # --- results ------------------------------------------------------------------------------------
@@ -435,9 +436,9 @@ async def resume_thread(
 GRAPH_ANNOTATIONS = dict(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False)
 
 
-def graph_tool(spec: GraphSpec) -> Tool:
+def graph_tool(spec: ServedGraph) -> Tool:
     """The MCP tool for one graph: its input schema plus `thread_id`, its run as the call."""
-    name = tool_name(spec.name)
+    name = tool_name(spec.name, spec.tool_name)
     arguments: type[ArgModelBase] = create_model(
         f"{name}Arguments",
         __base__=(spec.input_model, ArgModelBase),  # type: ignore[arg-type]  # the graph's fields, the SDK's base
@@ -461,7 +462,7 @@ def graph_tool(spec: GraphSpec) -> Tool:
     )
 
 
-def graph_tools(specs: Sequence[GraphSpec]) -> list[Tool]:
+def graph_tools(specs: Sequence[ServedGraph]) -> list[Tool]:
     return [graph_tool(spec) for spec in specs]
 
 

@@ -2,7 +2,8 @@
 
     endpoint = MCPEndpoint(settings)                  # at app creation
     app.router.routes.append(endpoint.route())
-    async with endpoint.serve(state):                 # in the app's lifespan, around its `yield`
+    async with endpoint.serve(state):                 # in the app's lifespan, around its `yield`:
+        ...                                           # a tool per graph of state.registry
         ...
 
 One route answers every revision: 2026-07-28 clients send self-contained POSTs (no session, any
@@ -28,14 +29,14 @@ import ipaddress
 import math
 from collections.abc import AsyncIterator, Sequence
 
+from mcp.server.mcpserver import MCPServer
 from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from citadel.core.registry import SPECS
 from citadel.core.services import Core
-from citadel.graphs.spec import GraphSpec
+from citadel.graphs.spec import ServedGraph
 from citadel.mcp_server.auth import BearerAuth
 from citadel.mcp_server.server import create_server
 from citadel.settings import Settings
@@ -69,11 +70,22 @@ def transport_security(settings: Settings) -> TransportSecuritySettings:
 class MCPEndpoint:
     """The MCP server as an ASGI app for `/mcp`, its session manager run by the app's lifespan."""
 
-    def __init__(self, settings: Settings, *, auth: BearerAuth | None = None, specs: Sequence[GraphSpec] = SPECS):
+    def __init__(self, settings: Settings, *, auth: BearerAuth | None = None) -> None:
+        self._settings = settings
+        self._auth = auth
         self._state: Core | None = None
+        self.server: MCPServer[Core] | None = None
+        self._app: ASGIApp | None = None
+        # Sessions free up as idle ones are closed: a refused client is told to come back then, at most
+        # a minute later.
+        self._retry_after = str(max(1, math.ceil(min(settings.mcp_session_idle_seconds, 60.0)))).encode()
+
+    def _build(self, specs: Sequence[ServedGraph]) -> None:
+        """The MCP server for these graphs (one tool each), with its session manager (the Starlette
+        app the SDK returns is not used: the route below serves the same session manager inside
+        Citadel's app)."""
+        settings = self._settings
         self.server = create_server(settings, self._provide, specs)
-        # Builds the session manager with these options (the Starlette app it returns is not used:
-        # the route below serves the same session manager inside Citadel's app).
         self.server.streamable_http_app(
             streamable_http_path=PATH,
             stateless_http=settings.mcp_stateless,
@@ -82,10 +94,7 @@ class MCPEndpoint:
             max_sessions=settings.mcp_max_sessions,
         )
         transport: ASGIApp = StreamableHTTPASGIApp(self.server.session_manager)
-        self._app = auth.protect(transport) if auth is not None else transport
-        # Sessions free up as idle ones are closed: a refused client is told to come back then, at most
-        # a minute later.
-        self._retry_after = str(max(1, math.ceil(min(settings.mcp_session_idle_seconds, 60.0)))).encode()
+        self._app = self._auth.protect(transport) if self._auth is not None else transport
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope = {**scope, "headers": [(name, value.strip(OWS)) for name, value in scope["headers"]]}
@@ -97,6 +106,8 @@ class MCPEndpoint:
                     message = {**message, "headers": [*headers, (b"retry-after", self._retry_after)]}
             await send(message)
 
+        if self._app is None:
+            raise RuntimeError("MCPEndpoint.serve() builds the MCP server; it was not entered")
         await self._app(scope, receive, with_retry_after)
 
     def route(self) -> Route:
@@ -104,7 +115,10 @@ class MCPEndpoint:
 
     @contextlib.asynccontextmanager
     async def serve(self, state: Core) -> AsyncIterator[None]:
-        """Run the MCP session manager over `state` (what the app's lifespan opened)."""
+        """Run the MCP session manager over `state` (what the app's lifespan opened), with a tool per
+        graph of its registry (the built-in graphs and the project's)."""
+        self._build([entry.spec for entry in state.registry.list()])
+        assert self.server is not None
         self._state = state
         try:
             async with self.server.session_manager.run():

@@ -20,7 +20,7 @@ from mcp.types import EmbeddedResource, TextResourceContents
 
 from citadel.core.services import Core
 from citadel.errors import CitadelError, NotFound
-from citadel.graphs.spec import GraphSpec
+from citadel.graphs.spec import ServedGraph
 from citadel.mcp_server.graph_tools import tool_name
 from citadel.mcp_server.state import state_of
 from citadel.mcp_server.tools import read_thread
@@ -39,7 +39,7 @@ def _resource_error(error: CitadelError) -> ResourceError:
     return ResourceError(f"{error.code}: {error.message}")
 
 
-def register(server: MCPServer[Core], specs: Sequence[GraphSpec], current: Callable[[], Core]) -> None:
+def register(server: MCPServer[Core], specs: Sequence[ServedGraph], current: Callable[[], Core]) -> None:
     """`current` answers the state the server runs with (static resources get no Context)."""
 
     @server.resource(
@@ -55,7 +55,7 @@ def register(server: MCPServer[Core], specs: Sequence[GraphSpec], current: Calla
                 {
                     "name": spec.name,
                     "description": spec.description,
-                    "tool": tool_name(spec.name),
+                    "tool": tool_name(spec.name, spec.tool_name),
                     "input_schema": spec.input_schema(),
                 }
                 for spec in specs

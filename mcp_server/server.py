@@ -19,7 +19,7 @@ from mcp.server.request_state import RequestStateSecurity
 
 from citadel.core.registry import SPECS
 from citadel.core.services import Core
-from citadel.graphs.spec import GraphSpec
+from citadel.graphs.spec import ServedGraph
 from citadel.mcp_server import graph_tools, resources, tools
 from citadel.mcp_server.state import StateProvider
 from citadel.settings import Settings
@@ -51,7 +51,7 @@ class _Current:
         return self.state
 
 
-def create_server(settings: Settings, provide: StateProvider, specs: Sequence[GraphSpec] = SPECS) -> MCPServer[Core]:
+def create_server(settings: Settings, provide: StateProvider, specs: Sequence[ServedGraph] = SPECS) -> MCPServer[Core]:
     current = _Current()
 
     @contextlib.asynccontextmanager

@@ -35,11 +35,19 @@ log = logging.getLogger(__name__)
 
 
 def run_stdio(settings: Settings, open_state: StateProvider) -> None:
-    """Serve from services of its own until the client closes stdin; `open_state` opens the core."""
-    from citadel.mcp_server.server import create_server
-
-    create_server(settings, open_state).run("stdio")
+    """Serve from services of its own until the client closes stdin; `open_state` opens the core,
+    whose registry (the built-in graphs and the project's) gives the graph tools."""
+    anyio.run(_serve_stdio, settings, open_state)
     _leave()
+
+
+async def _serve_stdio(settings: Settings, open_state: StateProvider) -> None:
+    from citadel.mcp_server.server import create_server
+    from citadel.mcp_server.state import shared_state
+
+    async with open_state() as state:
+        server = create_server(settings, shared_state(state), [entry.spec for entry in state.registry.list()])
+        await server.run_stdio_async()
 
 
 def run_bridge(url: str, token: str | None) -> None:

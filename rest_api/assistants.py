@@ -65,7 +65,7 @@ async def get_schemas(assistant_id: str, registry: RegistryDep) -> dict[str, Any
         "output_schema": spec.output_schema(),
         "state_schema": spec.output_schema(),
         "config_schema": spec.config_schema(),
-        "context_schema": None,
+        "context_schema": spec.context_schema(),
     }
 
 

@@ -63,16 +63,55 @@ def load_settings(**overrides: Any) -> Settings:
     return settings
 
 
-@app.command()
-def serve(
-    host: Annotated[str | None, typer.Option(help="Bind address (CITADEL_HOST).")] = None,
-    port: Annotated[int | None, typer.Option(help="Port (CITADEL_PORT).")] = None,
-    reload: Annotated[bool, typer.Option(help="Restart on code changes (development).")] = False,
-) -> None:
-    """Start the HTTP server."""
-    import uvicorn
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config", help="The project's langgraph.json (CITADEL_CONFIG; default ./langgraph.json when there is one)."
+    ),
+]
 
-    settings = load_settings(host=host, port=port)
+
+class _ProjectErrorLine(logging.Filter):
+    """A project that fails while the server starts (a factory that raises, or returns no graph)
+    is reported in the one line of its ProjectError, not the traceback uvicorn logs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if "ProjectError: " in text:
+            self.seen = True
+            line = text.rsplit("ProjectError: ", 1)[1].strip().splitlines()[0]
+            record.msg, record.args, record.exc_info, record.exc_text = f"error: {line}", (), None, None
+            return True
+        return not (self.seen and "Application startup failed" in text)
+
+
+def load_project_settings(config: Path | None, **overrides: Any) -> Settings:
+    """Settings with the project's environment applied, after its graphs were imported and checked:
+    a project Citadel cannot serve exits here, naming the file and the fault in one line."""
+    from citadel.core.project import ProjectError
+    from citadel.core.registry import SPECS
+    from citadel.core.user_graphs import import_graphs
+    from citadel.runtime.core import load_project, serves_builtins
+
+    settings = load_settings(config=config, **overrides)
+    try:
+        project = load_project(settings)
+        if project is None:
+            return settings
+        settings = load_settings(config=project.config, **overrides)  # with the project's env
+        reserved = frozenset(spec.name for spec in SPECS) if serves_builtins(settings, project) else frozenset()
+        import_graphs(project, reserved)
+    except ProjectError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    return settings
+
+
+def _check_bind(settings: Settings) -> None:
     if not settings.auth_enabled and not _is_loopback(settings.host):
         console.print(
             f"[red]refusing to serve on {settings.host}[/red]: authentication is off, so anyone who can reach this "
@@ -81,15 +120,56 @@ def serve(
         )
         raise typer.Exit(2)
     _require_production_services(settings)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (CITADEL_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (CITADEL_PORT).")] = None,
+    reload: Annotated[bool, typer.Option(help="Restart on code changes (development).")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Start the HTTP server: the built-in graphs and the project's (langgraph.json), on every face."""
+    import uvicorn
+
+    settings = load_project_settings(config, host=host, port=port)
+    _check_bind(settings)
+    logging.getLogger("uvicorn.error").addFilter(_ProjectErrorLine())
     if reload:
-        uvicorn.run(
-            "citadel.runtime.app:create_app", factory=True, host=settings.host, port=settings.port, reload=True,
-            log_level=settings.log_level,
-        )  # fmt: skip
+        _serve_reloading(settings, [Path.cwd()])
         return
     from citadel.runtime.app import create_app
 
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level)
+
+
+@app.command()
+def dev(
+    host: Annotated[str | None, typer.Option(help="Bind address (CITADEL_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (CITADEL_PORT).")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """`serve`, restarted when the project's files change (its Python files, langgraph.json, .env),
+    like `langgraph dev`."""
+    settings = load_project_settings(config, host=host, port=port)
+    _check_bind(settings)
+    logging.getLogger("uvicorn.error").addFilter(_ProjectErrorLine())
+    root = settings.config.resolve().parent if settings.config else Path.cwd()
+    _serve_reloading(settings, [root])
+
+
+def _serve_reloading(settings: Settings, folders: list[Path]) -> None:
+    """uvicorn's reloader: the app is made afresh in each new process, from the environment."""
+    import uvicorn
+
+    os.environ["CITADEL_HOST"], os.environ["CITADEL_PORT"] = settings.host, str(settings.port)
+    if settings.config is not None:
+        os.environ["CITADEL_CONFIG"] = str(settings.config.resolve())
+    uvicorn.run(
+        "citadel.runtime.app:create_app", factory=True, host=settings.host, port=settings.port, reload=True,
+        reload_dirs=[str(folder) for folder in folders], reload_includes=["*.py", "*.json", ".env"],
+        log_level=settings.log_level,
+    )  # fmt: skip
 
 
 def _require_production_services(settings: Settings) -> None:
@@ -251,13 +331,14 @@ def audit_prune(
 
 
 @app.command("mcp")
-def mcp_stdio() -> None:
+def mcp_stdio(config: ConfigOption = None) -> None:
     """Serve Citadel's tools and graphs over MCP on stdin/stdout (for desktop clients); logs go to stderr.
 
-    Relays to the running server's /mcp (CITADEL_URL) when one answers; else serves from its own services."""
+    Relays to the running server's /mcp (CITADEL_URL) when one answers (its graphs are the ones it
+    serves); else serves from its own services, with the project's graphs (--config)."""
     from citadel.mcp_server.stdio import run_bridge, run_stdio
 
-    settings = load_settings()
+    settings = load_project_settings(config)
     server = running_server(settings)
     if server is not None:
         token = _token(settings)
@@ -276,11 +357,12 @@ def mcp_stdio() -> None:
 
 
 @app.command()
-def worker() -> None:
-    """Execute runs from Temporal (production mode: CITADEL_TEMPORAL_ADDRESS), until SIGTERM/SIGINT."""
+def worker(config: ConfigOption = None) -> None:
+    """Execute runs from Temporal (production mode: CITADEL_TEMPORAL_ADDRESS), until SIGTERM/SIGINT;
+    the servers' project (--config) gives it the same graphs."""
     from citadel.runtime.run_worker import serve_worker
 
-    settings = load_settings()
+    settings = load_project_settings(config)
     if not settings.temporal_address:
         console.print(
             "[red]error[/red]: `citadel worker` executes runs handed out by Temporal: set CITADEL_TEMPORAL_ADDRESS "

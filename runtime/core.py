@@ -17,15 +17,18 @@ import contextlib
 import functools
 import logging
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from citadel.agents.deps import AgentDeps
 from citadel.core.in_process_executor import InProcessExecutor
+from citadel.core.project import Project, find_config, read_project
 from citadel.core.redis_run_events import RedisRunEvents
-from citadel.core.registry import build_registry
+from citadel.core.registry import SPECS, RegisteredGraph, build_registry
 from citadel.core.run_events import LocalRunEvents, RunEventLog
 from citadel.core.runs import RunExecutor, RunManager
-from citadel.core.services import Core
+from citadel.core.services import Core, Services
+from citadel.core.user_graphs import open_user_graphs
+from citadel.runtime import kit
 from citadel.runtime.services import open_services
 from citadel.settings import Settings
 
@@ -93,6 +96,47 @@ async def open_event_log(settings: Settings) -> AsyncIterator[RunEventLog]:
         await shared.aclose()
 
 
+def load_project(settings: Settings) -> Project | None:
+    """The project of `CITADEL_CONFIG` (or `./langgraph.json`), its environment applied; None when
+    there is none. ProjectError names the file and the fault."""
+    config = find_config(settings.config)
+    if config is None:
+        return None
+    project = read_project(config)
+    project.apply_env()
+    return project
+
+
+def serves_builtins(settings: Settings, project: Project | None) -> bool:
+    if settings.builtin_graphs is not None:
+        return settings.builtin_graphs
+    return project.builtin_graphs if project is not None else True
+
+
+@contextlib.asynccontextmanager
+async def open_project_graphs(
+    settings: Settings, project: Project | None, services: Services, deps: AgentDeps
+) -> AsyncIterator[list[RegisteredGraph]]:
+    """The project's graphs on the shared checkpointer and store, the kit bound to the server's
+    services before the project's modules are imported (they may use it at import time)."""
+    if project is None:
+        yield []
+        return
+    if project.unused_keys:
+        log.warning(
+            "%s: keys Citadel does not use (they are for LangGraph Platform's build and server): %s",
+            project.config.name, ", ".join(project.unused_keys),
+        )  # fmt: skip
+    assert services.persistence is not None
+    reserved = frozenset(spec.name for spec in SPECS) if serves_builtins(settings, project) else frozenset()
+    with kit.bind(deps):
+        async with open_user_graphs(
+            project, services.persistence.checkpointer, services.persistence.store, reserved=reserved
+        ) as graphs:
+            log.info("serving %s from %s", ", ".join(e.name for e in graphs), project.config)
+            yield graphs
+
+
 @contextlib.asynccontextmanager
 async def open_core(
     settings: Settings, *, executes: bool = True, adjust_deps: DepsAdjuster | None = None
@@ -100,23 +144,32 @@ async def open_core(
     """`executes=False` for a `citadel worker`: it executes the runs Temporal hands it and accepts
     none. `adjust_deps` swaps what the graphs are built with (the tests' scripted tool model)."""
     check_production(settings)
+    project = load_project(settings)
     async with open_services(settings, state=True) as services, open_event_log(settings) as events:
         assert services.persistence is not None
         assert services.app_store is not None
         deps = services.agent_deps()
         if adjust_deps is not None:
             deps = adjust_deps(deps)
-        registry = build_registry(deps, services.persistence.checkpointer, services.persistence.store)
-        executor: Callable[[RunManager], RunExecutor] | None = None
-        if executes and settings.temporal_address:
-            from citadel.core.temporal_executor import TemporalExecutor
+        async with open_project_graphs(settings, project, services, deps) as user_graphs:
+            no_builtins: dict[str, Any] = {} if serves_builtins(settings, project) else {"specs": ()}
+            registry = build_registry(
+                deps,
+                services.persistence.checkpointer,
+                services.persistence.store,
+                user_graphs=user_graphs,
+                **no_builtins,
+            )
+            executor: Callable[[RunManager], RunExecutor] | None = None
+            if executes and settings.temporal_address:
+                from citadel.core.temporal_executor import TemporalExecutor
 
-            executor = functools.partial(TemporalExecutor, client=await connect_temporal(settings))
-        elif executes:
-            executor = InProcessExecutor
-        runs = RunManager(settings, services.app_store, registry, events, executor)
-        await runs.start()
-        try:
-            yield Core(services=services, registry=registry, runs=runs)
-        finally:
-            await runs.aclose()
+                executor = functools.partial(TemporalExecutor, client=await connect_temporal(settings))
+            elif executes:
+                executor = InProcessExecutor
+            runs = RunManager(settings, services.app_store, registry, events, executor)
+            await runs.start()
+            try:
+                yield Core(services=services, registry=registry, runs=runs)
+            finally:
+                await runs.aclose()

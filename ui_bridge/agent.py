@@ -46,7 +46,7 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.runnables import RunnableConfig
 
 from citadel.agents.tags import INTERNAL
-from citadel.graphs.spec import GraphSpec
+from citadel.graphs.spec import ServedGraph
 from citadel.tools.chat_model import ROUTE_METADATA
 from citadel.ui_bridge.plan import CONVERSATION_ROLES, RunPlan, conversation, forwarded
 from citadel.ui_bridge.run_graph import RunGraph
@@ -80,7 +80,7 @@ class CitadelAGUIAgent(LangGraphAGUIAgent):
         graph: Any,
         description: str | None = None,
         config: RunnableConfig | dict[str, Any] | None = None,
-        spec: GraphSpec,
+        spec: ServedGraph,
         plan: RunPlan,
         thread_values: Mapping[str, Any] | None = None,
         emit_raw: bool = False,
@@ -317,7 +317,7 @@ def _json(value: Any) -> str:
 
 def make_agent(
     graph: RunGraph,
-    spec: GraphSpec,
+    spec: ServedGraph,
     plan: RunPlan,
     *,
     thread_values: Mapping[str, Any] | None = None,

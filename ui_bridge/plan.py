@@ -19,7 +19,7 @@ from typing import Any, Literal
 from ag_ui.core import RunAgentInput
 from ag_ui_langgraph.utils import agui_messages_to_langchain
 
-from citadel.graphs.spec import GraphSpec
+from citadel.graphs.spec import ServedGraph
 from citadel.ui_bridge.run_graph import message_input
 from citadel.ui_bridge.ui_state import is_synthetic
 
@@ -50,7 +50,7 @@ def conversation(input: RunAgentInput) -> list[Any]:
     return [m for m in input.messages if not is_synthetic(m)]
 
 
-def plan_run(spec: GraphSpec, input: RunAgentInput, values: Mapping[str, Any]) -> RunPlan:
+def plan_run(spec: ServedGraph, input: RunAgentInput, values: Mapping[str, Any]) -> RunPlan:
     if resume_requested(input):
         return RunPlan("resume")
     known = {getattr(m, "id", None) for m in values.get("messages") or []}
@@ -62,7 +62,6 @@ def plan_run(spec: GraphSpec, input: RunAgentInput, values: Mapping[str, Any]) -
     state = input.state if isinstance(input.state, Mapping) else {}
     changed = {k: v for k, v in state.items() if k in fields and k != "messages" and v != values.get(k)}
     graph_input |= {k: v for k, v in state.items() if k in fields and k != "messages" and v is not None}
-    takes_messages = "messages" in fields and fields["messages"].is_required()
-    if new or (changed and not takes_messages):
+    if new or (changed and not spec.takes_messages):
         return RunPlan("start", graph_input)
     return RunPlan("restore")

@@ -32,9 +32,11 @@ from ag_ui.core import (
     ToolCallStartEvent,
     ToolMessage,
 )
+from langchain_core.messages import BaseMessage
+from pydantic import BaseModel
 
 from citadel.core.wire import to_jsonable
-from citadel.graphs.spec import GraphSpec
+from citadel.graphs.spec import ServedGraph
 
 SYNTHETIC = "citadel-ui-"
 """Prefix of the ids of display-only messages (tool-call cards)."""
@@ -43,16 +45,32 @@ EXTRA_KEYS = ("collection",)
 """Input keys the page sets and wants back (the collection it searches)."""
 
 
-def ui_keys(spec: GraphSpec) -> list[str]:
+def ui_keys(spec: ServedGraph) -> list[str]:
+    """The state keys the page sees: those the graph names (a project's `ui_state_keys`, by default
+    all but `messages`), else the built-in's published output less the conversation and bulky copies."""
+    if spec.ui_state_keys is not None:
+        return list(spec.ui_state_keys)
     keys = [key for key in spec.output_model.model_fields if key not in HIDDEN_KEYS]
     return keys + [key for key in EXTRA_KEYS if key in spec.input_model.model_fields and key not in keys]
 
 
-def ui_state(spec: GraphSpec, values: Mapping[str, Any]) -> dict[str, Any]:
-    """The part of a graph's state an AG-UI client shows, as plain JSON."""
+def plain(value: Any) -> bool:
+    """Whether a value is JSON data (or messages and models, which have a JSON form)."""
+    if value is None or isinstance(value, str | int | float | bool | BaseMessage | BaseModel):
+        return True
+    if isinstance(value, Mapping):
+        return all(isinstance(k, str) and plain(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return all(plain(v) for v in value)
+    return False
+
+
+def ui_state(spec: ServedGraph, values: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of a graph's state an AG-UI client shows, as plain JSON (a value with no JSON form,
+    such as a client object a project's graph keeps in its state, is left out)."""
     projected: dict[str, Any] = {}
     for key in ui_keys(spec):
-        if key not in values:
+        if key not in values or not plain(values[key]):
             continue
         value = values[key]
         if key == "sections" and isinstance(value, list):

@@ -250,6 +250,18 @@ class Settings(BaseSettings):
         "asked by elicitation); give every replica the same. Unset = a new key per process.",
     )
 
+    # --- the user's project (langgraph.json) -----------------------------------------------------
+    config: Path | None = Field(
+        default=None,
+        description="The project's `langgraph.json` (its graphs are served beside the built-ins); unset = "
+        "`./langgraph.json` when there is one. `citadel serve --config` sets it too.",
+    )
+    builtin_graphs: bool | None = Field(
+        default=None,
+        description="Serve the built-in graphs (assistant, rag, workflow) beside a project's; unset = the "
+        "project's `citadel.builtin_graphs` (default true).",
+    )
+
     # --- voice (LiveKit; needs the voice extra) -----------------------------------------------
     # Each also read from LiveKit's own variable (LIVEKIT_URL, ...), as LiveKit's tools and the worker do.
     livekit_url: str | None = Field(

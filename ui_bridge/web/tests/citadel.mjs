@@ -10,13 +10,14 @@ import { fileURLToPath } from "node:url";
 export const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 const START_TIMEOUT_MS = 180_000;
 
-export async function startCitadel() {
+// `env` adds to the environment (CITADEL_CONFIG: a project whose graphs it serves too).
+export async function startCitadel(env = {}) {
   const python = process.env.CITADEL_PYTHON ?? join(ROOT, ".venv", "bin", "python");
   if (!existsSync(python)) throw new Error(`no Python at ${python}: run \`make install\` first`);
   const child = spawn(python, ["-m", "tests.ui_bridge.citadel_server"], {
     cwd: ROOT,
     stdio: ["pipe", "pipe", "inherit"],
-    env: { ...process.env, PYTHONUNBUFFERED: "1" },
+    env: { ...process.env, ...env, PYTHONUNBUFFERED: "1" },
   });
   const exited = new Promise((resolve) => child.once("exit", resolve));
   const url = await new Promise((resolve, reject) => {
