@@ -250,6 +250,11 @@ class VectorStore:
         vectors[order] = embedded.vectors
         return vectors
 
+    async def has_document(self, name: str, document_id: str) -> bool:
+        await self.info(name)
+        found = await self.client.count(name, count_filter=self._doc_filter([document_id]), exact=True)
+        return found.count > 0
+
     async def delete(self, name: str, ids: list[str] | None = None, filter: dict[str, Any] | None = None) -> None:
         await self.info(name)
         if bool(ids) == bool(filter):
