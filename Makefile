@@ -87,6 +87,7 @@ test: lint typecheck unit ui-test eval
 
 bench: install
 	$(RUN) python -m benchmarks.embeddings
+	$(RUN) python -m benchmarks.ingest
 	$(RUN) python -m benchmarks.router
 	$(RUN) python -m benchmarks.checkpoints
 	$(RUN) python -m benchmarks.agui_stream

@@ -13,7 +13,11 @@ Embedding the corpus takes minutes, so a complete ingest is kept under
 (name and files), the chunking parameters and `PIPELINE_VERSION`. It is reused only when its
 completion marker is there and the collection still holds the number of points recorded in it.
 
-    citadel eval scifact [--min-ndcg 0.62] [--data-dir DIR] [--limit-queries N] [--no-cache]
+Beside it (`scifact_extras`): grounding of the researcher's answers, embedding latency and nDCG by
+chunk length; everything goes into the eval report (`citadel.evals.report`).
+
+    citadel eval scifact [--min-ndcg 0.70] [--data-dir DIR] [--limit-queries N] [--no-cache]
+        [--grounding-sample 100] [--no-chunk-sweep] [--report-dir DIR]
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ from pathlib import Path
 from typing import Any
 
 from citadel.core.services import Services, ServicesOpener
+from citadel.evals import report as eval_report
+from citadel.evals import scifact_extras
 from citadel.settings import Settings
 from citadel.tools import bm25
 from citadel.tools.embedding_models import EMBEDDING_MODELS
@@ -259,7 +265,11 @@ class Result:
 
 
 async def search_all(
-    store: VectorStore, queries: dict[str, str], qrels: dict[str, dict[str, int]], mode: SearchMode
+    store: VectorStore,
+    queries: dict[str, str],
+    qrels: dict[str, dict[str, int]],
+    mode: SearchMode,
+    collection: str = COLLECTION,
 ) -> Result:
     """Search every query that has qrels, one at a time (local mode answers one query at a time
     anyway), timing each search."""
@@ -269,13 +279,27 @@ async def search_all(
     started = time.perf_counter()
     for query_id in judged:
         began = time.perf_counter()
-        hits = await store.search(COLLECTION, query=queries[query_id], k=K, mode=mode)
+        hits = await store.search(collection, query=queries[query_id], k=K, mode=mode)
         latencies.append(time.perf_counter() - began)
         ranked[query_id] = [hit.id for hit in hits]
     seconds = time.perf_counter() - started
     ndcg = sum(ndcg_at_k(ranked[q], qrels[q]) for q in judged) / len(judged)
     recall = sum(recall_at_k(ranked[q], qrels[q]) for q in judged) / len(judged)
     return Result(mode, ndcg, recall, len(judged), seconds, latencies, ranked)
+
+
+@dataclass
+class Extras:
+    grounding: dict[str, Any] | None
+    embed_seconds: list[float]
+    chunk_sizes: dict[str, Any] | None
+
+
+async def _sweep_score(
+    store: VectorStore, name: str, queries: dict[str, str], qrels: dict[str, dict[str, int]], mode: SearchMode
+) -> dict[str, float]:
+    result = await search_all(store, queries, qrels, mode, name)
+    return {"ndcg": result.ndcg, "recall": result.recall}
 
 
 async def evaluate(
@@ -285,7 +309,8 @@ async def evaluate(
     queries: dict[str, str],
     qrels: dict[str, dict[str, int]],
     open_services: ServicesOpener,
-) -> tuple[IngestReport, list[Result]]:
+    args: argparse.Namespace,
+) -> tuple[IngestReport, list[Result], Extras]:
     opened_at = time.perf_counter()
     async with open_services(eval_settings(store.root), llm=False) as services:
         ingested = await fill(services, store, corpus, total, opened_at)
@@ -293,7 +318,38 @@ async def evaluate(
         for mode in SEARCH_MODES:
             results.append(await search_all(services.vectors, queries, qrels, mode))
             print(f"  {mode}: nDCG@10 {results[-1].ndcg:.4f}", file=sys.stderr, flush=True)
-        return ingested, results
+        grounded = None
+        if args.grounding_sample:
+            grounded = await scifact_extras.grounding(services, COLLECTION, queries, qrels, args.grounding_sample)
+        embed_seconds = await scifact_extras.embedding_latency(services, queries, 200)
+        sizes = None
+        if args.chunk_sweep:
+            kept = store.root / "chunk-sweep.json" if store.marker is not None else None
+            sizes = await scifact_extras.chunk_sweep(services, corpus, queries, qrels, _sweep_score, kept)
+        return ingested, results, Extras(grounded, embed_seconds, sizes)
+
+
+def _record(args: argparse.Namespace, ingested: IngestReport, results: list[Result], extras: Extras) -> Path:
+    modes = {
+        r.mode: {"ndcg": r.ndcg, "recall": r.recall, "ms_per_query": 1000 * r.seconds / r.queries} for r in results
+    }
+    retrieval = {
+        "modes": modes,
+        "queries": results[0].queries,
+        "documents": ingested.documents,
+        "chunks": ingested.chunks,
+        "min_ndcg": args.min_ndcg,
+        "gated_mode": GATED_MODE,
+        "first_ingest_seconds": ingested.first_ingest_seconds,
+    }
+    eval_report.record(args.report_dir, "retrieval", retrieval)
+    latency = {"search": {r.mode: r.latencies for r in results}, "embed": extras.embed_seconds}
+    eval_report.record(args.report_dir, "latency", latency)
+    if extras.grounding is not None:
+        eval_report.record(args.report_dir, "grounding", extras.grounding)
+    if extras.chunk_sizes is not None:
+        return eval_report.record(args.report_dir, "chunk_sizes", extras.chunk_sizes)
+    return args.report_dir / "report.html"
 
 
 def run(args: argparse.Namespace, open_services: ServicesOpener) -> int:
@@ -312,9 +368,17 @@ def run(args: argparse.Namespace, open_services: ServicesOpener) -> int:
 
     with contextlib.ExitStack() as stack:
         store = prepare_store(corpus, None if args.no_cache else args.cache_dir, stack)
-        ingested, results = asyncio.run(evaluate(store, corpus, total, queries, qrels, open_services))
+        ingested, results, extras = asyncio.run(evaluate(store, corpus, total, queries, qrels, open_services, args))
 
     _print(args, ingested, results)
+    if extras.grounding is not None:
+        g = extras.grounding
+        print(
+            f"  grounding ({g['claims']} claims, {g['answer_mode']} answers): citations all exist "
+            f"{g['citations_exist']:.1%}, gold abstract cited {g['gold_cited']:.1%}, "
+            f"retrieved {g['gold_retrieved']:.1%}"
+        )
+    print(f"report: {_record(args, ingested, results, extras)}")
     gated = next(result for result in results if result.mode == GATED_MODE)
     if gated.ndcg < args.min_ndcg:
         print(f"FAIL: {GATED_MODE} nDCG@10 {gated.ndcg:.4f} is below --min-ndcg {args.min_ndcg}")
@@ -367,6 +431,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help=f"Where complete ingests are kept (default ~/.cache/citadel/evals, or ${CACHE_DIR_ENV}).",
     )
     parser.add_argument("--no-cache", action="store_true", help="Ingest into a temporary directory.")
+    parser.add_argument(
+        "--grounding-sample", type=int, default=100, help="Claims the researcher answers for the grounding figures."
+    )
+    parser.add_argument(
+        "--no-chunk-sweep", dest="chunk_sweep", action="store_false", help="Skip nDCG by chunk length (subsample)."
+    )
+    parser.add_argument(
+        "--report-dir", type=Path, default=eval_report.default_report_dir(), help="Where the eval report is written."
+    )
     args = parser.parse_args(argv)
     args.argv = list(argv or [])
     return args

@@ -109,9 +109,12 @@ def metadata_filter(spec: dict[str, Any] | None) -> models.Filter | None:
 
 
 class VectorStore:
-    def __init__(self, settings: Settings, embeddings: EmbeddingService) -> None:
+    def __init__(self, settings: Settings, embeddings: EmbeddingService, *, chunk_tokens: int | None = None) -> None:
+        """`chunk_tokens`: the length documents are cut into when not their model's training length
+        (the SciFact eval's chunk-length sweep)."""
         self._settings = settings
         self._embeddings = embeddings
+        self._chunk_tokens = chunk_tokens
         self._client: AsyncQdrantClient | None = None
 
     @property
@@ -196,7 +199,7 @@ class VectorStore:
 
     # --- documents ----------------------------------------------------------------------------
     def chunk(self, text: str, model: EmbeddingModel) -> list[str]:
-        limit = model.chunk_tokens - 2  # [CLS] and [SEP]
+        limit = min(self._chunk_tokens or model.chunk_tokens, model.max_tokens) - 2  # [CLS] and [SEP]
         if self._embeddings.count_tokens([text])[0] - 2 <= limit:
             return [text]
         splitter = RecursiveCharacterTextSplitter(
