@@ -81,13 +81,14 @@ ui: install ui-build
 # ~/.cache/citadel and take about 40 s).
 eval: install
 	$(RUN) citadel eval routing --min-accuracy 0.95
-	$(RUN) citadel eval scifact --min-ndcg 0.62
+	$(RUN) citadel eval scifact --min-ndcg 0.70
 
 test: lint typecheck unit ui-test eval
 
 bench: install
 	$(RUN) python -m benchmarks.embeddings
 	$(RUN) python -m benchmarks.ingest
+	$(RUN) python -m benchmarks.fusion
 	$(RUN) python -m benchmarks.router
 	$(RUN) python -m benchmarks.checkpoints
 	$(RUN) python -m benchmarks.agui_stream
