@@ -72,6 +72,12 @@ class CollectionInfo:
 
 
 @dataclass
+class PreparedUpsert:
+    document_ids: list[str]
+    points: list[models.PointStruct]
+
+
+@dataclass
 class UpsertResult:
     documents: int
     chunks: int
@@ -211,6 +217,11 @@ class VectorStore:
 
     async def upsert(self, name: str, documents: list[Document]) -> UpsertResult:
         """Add or replace documents. A document's old chunks are removed once its new ones are embedded."""
+        return await self.write(name, await self.prepare(name, documents))
+
+    async def prepare(self, name: str, documents: list[Document]) -> PreparedUpsert:
+        """The first half of `upsert`: documents checked, chunked and embedded, nothing written yet
+        (`ingest` embeds the next batch while the last one is written)."""
         info = await self.info(name)
         model = EMBEDDING_MODELS[info.model]
         if not documents:
@@ -239,9 +250,13 @@ class VectorStore:
                 named[SPARSE] = bm25.document_vector(text)
             payload = {"doc_id": doc.id, "chunk": chunk, "chunks": total, "text": piece, "metadata": doc.metadata}
             points.append(models.PointStruct(id=point_id(doc.id, chunk), vector=named, payload=payload))
-        await self.client.delete(name, points_selector=self._doc_filter(list(seen)), wait=True)
-        await self.client.upsert(name, points=points, wait=True)
-        return UpsertResult(documents=len(documents), chunks=len(points))
+        return PreparedUpsert(document_ids=list(seen), points=points)
+
+    async def write(self, name: str, prepared: PreparedUpsert) -> UpsertResult:
+        """The second half of `upsert`: the documents' old chunks replaced by the prepared ones."""
+        await self.client.delete(name, points_selector=self._doc_filter(prepared.document_ids), wait=True)
+        await self.client.upsert(name, points=prepared.points, wait=True)
+        return UpsertResult(documents=len(prepared.document_ids), chunks=len(prepared.points))
 
     async def _embed_documents(self, texts: list[str], model: EmbeddingModel) -> np.ndarray:
         """Vectors for `texts`, embedded shortest first: the model's batches then hold texts of
