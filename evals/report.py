@@ -56,7 +56,8 @@ def _retrieval(figures: dict[str, Any]) -> Figure:
         for bar, mode in zip(bars, modes, strict=True):
             bar.set_color(COLOURS[mode])
         axis.bar_label(bars, fmt="%.3f", fontsize=8)
-    axis.set_xticks(range(len(modes)), modes)
+    labels = [f"{m}\n({figures['modes'][m].get('queries', figures['queries'])} queries)" for m in modes]
+    axis.set_xticks(range(len(modes)), labels)
     axis.set_ylim(0, 1)
     axis.axhline(figures.get("min_ndcg", 0), color="grey", linestyle="--", linewidth=1, label="gate (hybrid nDCG@10)")
     axis.set_title(f"SciFact train ({figures['queries']} queries): retrieval by search mode")
