@@ -4,7 +4,9 @@ The embedded chat model is too small to write a faithful answer (it invents sour
 embedding model can still tell which of the retrieved sentences speak to the question. Each
 sentence of each passage is embedded (cached, like every embedding) and ranked by cosine
 similarity to the question; the best few are quoted in the order of their passages, each
-followed by its passage's id. Nothing is written that the documents do not say.
+followed by its passage's id. Nothing is written that the documents do not say. Square brackets
+inside a quoted sentence (`[3H]thymidine`, a paper's own `[12]`) become round ones, so that every
+bracketed id in the answer is one of its sources.
 """
 
 from __future__ import annotations
@@ -30,6 +32,10 @@ def sentences(text: str) -> list[str]:
     return [piece for piece in pieces if len(piece) >= _MIN_CHARS]
 
 
+def _unbracketed(sentence: str) -> str:
+    return sentence.replace("[", "(").replace("]", ")")
+
+
 async def extractive_answer(
     embeddings: EmbeddingService, question: str, sources: list[Source], passages: dict[str, str]
 ) -> str:
@@ -47,5 +53,5 @@ async def extractive_answer(
     similarity = vectors[1:] @ vectors[0]
     best = [int(i) for i in np.argsort(-similarity)[:SENTENCES]]
     chosen = [i for i in best if similarity[i] >= MIN_SIMILARITY] or best[:1]
-    quoted = [f"{candidates[i][2]} [{candidates[i][1]}]" for i in sorted(chosen)]
+    quoted = [f"{_unbracketed(candidates[i][2])} [{candidates[i][1]}]" for i in sorted(chosen)]
     return "From the documents:\n" + "\n".join(f"- {quote}" for quote in quoted)

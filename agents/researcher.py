@@ -114,7 +114,7 @@ def add_researcher(graph: StateGraph[Any, Any, Any, Any], deps: AgentDeps) -> st
         passages = state.get("passages", {})
         if answer_mode(deps) == "extractive":
             text = await extractive_answer(deps.embeddings, retrieval["query"], sources, passages)
-            return {"messages": [AIMessage(text, id=str(uuid.uuid4()))], "sources": sources}
+            return {"messages": [checked(AIMessage(text), sources)], "sources": sources}
         listed = "\n\n".join(
             f"[{s['id']}] {s['title']}: {passages.get(s['id'], s['text'])[:PASSAGE_CHARS]}" for s in sources
         )
