@@ -22,6 +22,8 @@ import matplotlib
 matplotlib.use("Agg")  # before pyplot is imported: no display needed
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
 REPORT_DIR_ENV = "CITADEL_EVAL_REPORT_DIR"
 FIGURES = "figures.json"
@@ -46,22 +48,24 @@ def record(report_dir: Path, part: str, figures: dict[str, Any]) -> Path:
 # --- plots ----------------------------------------------------------------------------------------
 def _retrieval(figures: dict[str, Any]) -> Figure:
     modes = [m for m in MODES if m in figures["modes"]]
-    figure, axis = plt.subplots(figsize=(6.4, 3.6))
+    figure, axis = plt.subplots(figsize=(6.4, 3.8))
     width = 0.38
-    for offset, metric, label in ((-width / 2, "ndcg", "nDCG@10"), (width / 2, "recall", "Recall@10")):
+    for offset, metric, alpha in ((-width / 2, "ndcg", 0.95), (width / 2, "recall", 0.45)):
         values = [figures["modes"][m][metric] for m in modes]
-        bars = axis.bar(
-            [i + offset for i in range(len(modes))], values, width, label=label, alpha=0.9 if metric == "ndcg" else 0.5
-        )
-        for bar, mode in zip(bars, modes, strict=True):
-            bar.set_color(COLOURS[mode])
+        positions = [i + offset for i in range(len(modes))]
+        bars = axis.bar(positions, values, width, color=[COLOURS[m] for m in modes], alpha=alpha)
         axis.bar_label(bars, fmt="%.3f", fontsize=8)
     labels = [f"{m}\n({figures['modes'][m].get('queries', figures['queries'])} queries)" for m in modes]
     axis.set_xticks(range(len(modes)), labels)
-    axis.set_ylim(0, 1)
-    axis.axhline(figures.get("min_ndcg", 0), color="grey", linestyle="--", linewidth=1, label="gate (hybrid nDCG@10)")
-    axis.set_title(f"SciFact train ({figures['queries']} queries): retrieval by search mode")
-    axis.legend(loc="lower right", fontsize=8)
+    axis.set_ylim(0, 1.15)
+    axis.axhline(figures.get("min_ndcg", 0), color="grey", linestyle="--", linewidth=1)
+    handles = [
+        Patch(color="grey", alpha=0.95, label="nDCG@10"),
+        Patch(color="grey", alpha=0.45, label="Recall@10"),
+        Line2D([], [], color="grey", linestyle="--", label="gate (hybrid nDCG@10)"),
+    ]
+    axis.legend(handles=handles, loc="upper left", ncol=3, fontsize=8, frameon=False)
+    axis.set_title("SciFact train: retrieval by search mode")
     return figure
 
 
@@ -78,6 +82,7 @@ def _chunk_sizes(figures: dict[str, Any]) -> Figure:
                 label=f"{mode} nDCG@10",
             )
     axis.set_xticks([int(s) for s in sizes])
+    axis.set_ylim(0.5, 1.0)  # the whole useful range: a narrow axis would make noise look like a trend
     axis.set_xlabel("chunk length (tokens)")
     axis.set_ylabel("nDCG@10")
     axis.set_title(
