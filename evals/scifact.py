@@ -334,7 +334,8 @@ async def evaluate(
 
 def _record(args: argparse.Namespace, ingested: IngestReport, results: list[Result], extras: Extras) -> Path:
     modes = {
-        r.mode: {"ndcg": r.ndcg, "recall": r.recall, "ms_per_query": 1000 * r.seconds / r.queries} for r in results
+        r.mode: {"ndcg": r.ndcg, "recall": r.recall, "ms_per_query": 1000 * r.seconds / r.queries, "queries": r.queries}
+        for r in results
     }
     retrieval = {
         "modes": modes,
