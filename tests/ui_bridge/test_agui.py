@@ -45,7 +45,11 @@ def ingest(url: str) -> None:
 @pytest.fixture(scope="module")
 def module_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     data = tmp_path_factory.mktemp("agui") / "data"
-    return Settings(_env_file=None, data_dir=data, llm_max_tokens=16, agui_ping_seconds=0.3)  # type: ignore[call-arg]
+    # Generative answers: the researcher's LLM call (its prompt holds the passages) outlasts the
+    # 0.3-s ping interval, and its checked answer is what the faces get.
+    return Settings(  # type: ignore[call-arg]
+        _env_file=None, data_dir=data, llm_max_tokens=16, agui_ping_seconds=0.3, answer_mode="generative"
+    )
 
 
 @pytest.fixture(scope="module")
