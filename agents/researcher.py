@@ -2,14 +2,21 @@
 
 Two nodes, so that retrieval never depends on the model calling a tool:
 - `researcher_retrieve` searches the run's collection for the question (explicit, one search);
-- `researcher_answer` answers from the passages, asking the model to cite them as `[id]` (and adding
-  a sources line when it did not). With nothing relevant it says so without calling the model.
+- `researcher_answer` answers from the passages. With nothing relevant it says so without calling
+  a model. Otherwise, by `CITADEL_ANSWER_MODE`: extractive (the passages' sentences that best match
+  the question, each with its id; the default on the embedded model, which invents sources) or
+  generative (the LLM writes it, asked to cite passages as `[id]`; a sources line is added when it
+  cites none).
+Every citation in the answer is checked against the passages retrieved (`citations.py`): a made-up
+id is removed before the answer leaves the node. The generative model's tokens are therefore not
+streamed to the faces (its call is tagged internal); the checked answer is sent whole.
 When `AgentDeps.tool_model()` gives a tool-calling model, the answer node may also search again
 (`search_documents`) in a tool loop before it answers.
 """
 
 from __future__ import annotations
 
+import uuid
 from typing import Any, Literal
 
 from langchain_core.messages import AIMessage, BaseMessage, SystemMessage
@@ -17,10 +24,13 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.graph import StateGraph
 from typing_extensions import TypedDict
 
+from citadel.agents.citations import check_citations
 from citadel.agents.deps import AgentDeps
+from citadel.agents.extractive import extractive_answer
 from citadel.agents.history import current_turn, last_human_text
 from citadel.agents.retrieval import collection_for, retrieve
 from citadel.agents.state import ConversationState, Source
+from citadel.agents.tags import INTERNAL
 from citadel.agents.toolkit import add_tool_loop, frontend_tools, make_tools, merge_sources, tool_sources
 
 PASSAGE_CHARS = 1200
@@ -68,6 +78,22 @@ def with_citations(answer: AIMessage, sources: list[Source]) -> AIMessage:
     return answer.model_copy(update={"content": f"{text.rstrip()}\n\nSources: {listed}"})
 
 
+def answer_mode(deps: AgentDeps) -> Literal["extractive", "generative"]:
+    """`CITADEL_ANSWER_MODE`, with `auto` resolved: generative when a capable backend is there (an
+    Ollama server, or a tool-calling model), else extractive."""
+    mode = deps.settings.answer_mode
+    if mode == "auto":
+        return "generative" if deps.settings.llm_servers or deps.tool_model() is not None else "extractive"
+    return mode
+
+
+def checked(reply: AIMessage, sources: list[Source]) -> AIMessage:
+    """The reply with citations of ids outside `sources` removed, under a new id (the faces were not
+    streamed this text; a new id has them show it whole)."""
+    text = check_citations(reply.text, {s["id"] for s in sources}, where="researcher").text
+    return reply.model_copy(update={"content": text, "id": str(uuid.uuid4())})
+
+
 def add_researcher(graph: StateGraph[Any, Any, Any, Any], deps: AgentDeps) -> str:
     """Add the researcher's nodes to `graph`; returns its entry node. Its turn ends at END."""
     tools = make_tools(deps)
@@ -86,6 +112,9 @@ def add_researcher(graph: StateGraph[Any, Any, Any, Any], deps: AgentDeps) -> st
         if not sources:
             return {"messages": [AIMessage(nothing_found(retrieval))], "sources": []}
         passages = state.get("passages", {})
+        if answer_mode(deps) == "extractive":
+            text = await extractive_answer(deps.embeddings, retrieval["query"], sources, passages)
+            return {"messages": [checked(AIMessage(text), sources)], "sources": sources}
         listed = "\n\n".join(
             f"[{s['id']}] {s['title']}: {passages.get(s['id'], s['text'])[:PASSAGE_CHARS]}" for s in sources
         )
@@ -93,9 +122,11 @@ def add_researcher(graph: StateGraph[Any, Any, Any, Any], deps: AgentDeps) -> st
         prompt += current_turn(state["messages"])
         tool_model = deps.tool_model()
         if tool_model is not None:
-            reply = await tool_model.bind_tools([*tools, *frontend_tools(config)]).ainvoke(prompt)
+            model = tool_model.bind_tools([*tools, *frontend_tools(config)]).with_config(tags=[INTERNAL])
+            reply = await model.ainvoke(prompt)
         else:
-            reply = await deps.chat().ainvoke(prompt)
+            reply = await deps.chat().with_config(tags=[INTERNAL]).ainvoke(prompt)
+        reply = checked(reply, sources)
         if not reply.tool_calls:
             reply = with_citations(reply, sources)
         return {"messages": [reply], "sources": sources}

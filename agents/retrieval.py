@@ -1,4 +1,5 @@
-"""Finding the passages a question needs: one vector search, with a relevance floor.
+"""Finding the passages a question needs: one search (hybrid on a hybrid collection), with a
+relevance floor on the passages' cosine similarity to the question.
 
 The researcher's retrieve node, its search tool and the workflow's `vector_search` step all search
 through here, so they choose collections and cut off irrelevant hits the same way.
@@ -43,7 +44,7 @@ def to_source(hit: SearchHit) -> Source:
     return Source(
         id=hit.id,
         title=str(title) if title else hit.id,
-        score=round(float(hit.score), 4),
+        score=round(float(hit.similarity), 4),
         text=hit.text[:SNIPPET_CHARS],
     )
 
@@ -60,8 +61,8 @@ async def retrieve(
         return Retrieved(collection, "no_collection", [], {})
     fitted = deps.embeddings.truncate(query, EMBEDDING_MODELS[info.model])
     hits = await deps.vectors.search(collection, query=fitted, k=k) if fitted.strip() else []
-    best = max((h.score for h in hits), default=None)
-    relevant = [h for h in hits if h.score >= floor]
+    best = max((h.similarity for h in hits), default=None)
+    relevant = [h for h in hits if h.similarity >= floor]
     if not relevant:
         return Retrieved(collection, "nothing_relevant", [], {}, best)
     return Retrieved(collection, "found", [to_source(h) for h in relevant], {h.id: h.text for h in relevant}, best)

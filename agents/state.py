@@ -29,6 +29,7 @@ class Source(TypedDict):
     id: str
     title: str
     score: float
+    """Cosine similarity of the passage to the question (whatever the search mode ranked by)."""
     text: str
     """A snippet of the passage (the start of the matching chunk)."""
 

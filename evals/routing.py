@@ -10,7 +10,9 @@ Each query goes through `Supervisor.decide` as in a run: the semantic router, th
 confident) one LLM decision on the embedded model, unless `--no-llm`. Prints the accuracy, the
 confusion matrix, how each decision was made and the misrouted queries; exits 1 below the bar.
 
-    citadel eval routing [--min-accuracy 0.95] [--no-llm] [--queries FILE]
+The accuracy and the confusion matrix go into the eval report too (`citadel.evals.report`).
+
+    citadel eval routing [--min-accuracy 0.95] [--no-llm] [--queries FILE] [--report-dir DIR]
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pathlib import Path
 
 from citadel.agents.supervisor import ROUTES_FILE, SPECIALISTS, Decision, Supervisor
 from citadel.core.services import ServicesOpener
+from citadel.evals import report as eval_report
 from citadel.settings import Settings
 from citadel.tools.semantic_router import load_routes
 
@@ -101,10 +104,24 @@ def main(argv: list[str] | None, open_services: ServicesOpener) -> int:
     parser.add_argument("--min-accuracy", type=float, default=0.95, help="exit 1 below this accuracy (0-1)")
     parser.add_argument("--no-llm", action="store_true", help="semantic routing only; unsure → generalist")
     parser.add_argument("--queries", type=Path, default=QUERIES, help="labelled queries (JSONL)")
+    parser.add_argument(
+        "--report-dir", type=Path, default=eval_report.default_report_dir(), help="where the eval report is written"
+    )
     args = parser.parse_args(argv)
     labelled = load_queries(args.queries)
     decisions = asyncio.run(evaluate(labelled, open_services, use_llm=not args.no_llm))
     accuracy = report(labelled, decisions)
+    pairs = Counter((item.expected, d.specialist) for item, d in zip(labelled, decisions, strict=True))
+    figures = {
+        "accuracy": accuracy,
+        "correct": round(accuracy * len(labelled)),
+        "total": len(labelled),
+        "labels": list(SPECIALISTS),
+        "confusion": [[pairs[(expected, chosen)] for chosen in SPECIALISTS] for expected in SPECIALISTS],
+        "decided_by": dict(Counter(d.method for d in decisions)),
+        "llm": not args.no_llm,
+    }
+    print(f"\nreport: {eval_report.record(args.report_dir, 'routing', figures)}")
     if accuracy < args.min_accuracy:
         print(f"\nFAIL: accuracy {accuracy:.1%} is below {args.min_accuracy:.1%}")
         return 1

@@ -22,7 +22,7 @@ from citadel.mcp_server.auth import caller
 from citadel.mcp_server.errors import tool_errors
 from citadel.mcp_server.state import state_of
 from citadel.tools.llm_backends import GenerationParams
-from citadel.tools.vector_store import Document
+from citadel.tools.vector_store import Document, SearchMode
 
 Ctx = Context[Core, Any]
 
@@ -59,7 +59,11 @@ class EmbeddingModels(BaseModel):
 
 class Hit(BaseModel):
     id: str = Field(description="The document's id.")
-    score: float = Field(description="Cosine similarity of its best chunk to the query (-1 to 1).")
+    score: float = Field(
+        description="What the search mode ranks by: cosine similarity (dense), BM25 (sparse) or the fused score "
+        "(hybrid)."
+    )
+    similarity: float = Field(description="Cosine similarity of its best chunk to the query (-1 to 1), in any mode.")
     text: str = Field(description="That chunk's text.")
     metadata: dict[str, Any] = Field(description="The document's metadata.")
 
@@ -96,6 +100,7 @@ class CollectionInfo(BaseModel):
     model: str = Field(description="Embedding model its vectors are made with (queries use it too).")
     dims: int = Field(description="Vector size.")
     chunks: int = Field(description="Stored chunks (a document has one or more).")
+    hybrid: bool = Field(description="Whether it keeps keyword vectors too (sparse and hybrid search).")
 
 
 class Collections(BaseModel):
@@ -200,22 +205,35 @@ async def search(
     score_threshold: Annotated[
         float | None, Field(ge=-1, le=1, description="Leave out documents scoring below this similarity.")
     ] = None,
+    mode: Annotated[
+        SearchMode | None,
+        Field(
+            description="hybrid: meaning and keywords fused (the default on collections that keep keywords); "
+            "dense: meaning only; sparse: keywords only (BM25)."
+        ),
+    ] = None,
 ) -> SearchResults:
-    """Semantic search in a collection: the k documents whose text is closest in meaning to the
-    query, best first, one result per document (its best-matching chunk), with cosine similarity
-    scores and metadata. Filter on metadata to narrow the search."""
+    """Search a collection: the k documents that best match the query, best first, one result per
+    document (its best-matching chunk), by meaning and keywords together (hybrid) unless `mode` says
+    otherwise, with scores, cosine similarity and metadata. Filter on metadata to narrow it."""
     state = state_of(ctx)
     with tool_errors():
         info = await state.services.vectors.info(collection)
         hits = await state.services.vectors.search(
-            collection, query=query, k=k, filter=filter, score_threshold=score_threshold
+            collection, query=query, k=k, filter=filter, score_threshold=score_threshold, mode=mode
         )
     limit = share(state.settings.mcp_max_output_chars, len(hits))
     return SearchResults(
         collection=collection,
         model=info.model,
         results=[
-            Hit(id=h.id, score=round(h.score, 4), text=clip(h.text, limit), metadata=shrink(h.metadata, limit))
+            Hit(
+                id=h.id,
+                score=round(h.score, 4),
+                similarity=round(h.similarity, 4),
+                text=clip(h.text, limit),
+                metadata=shrink(h.metadata, limit),
+            )
             for h in hits
         ],
     )
@@ -281,7 +299,9 @@ async def list_collections(ctx: Ctx) -> Collections:
     with tool_errors():
         infos = await state_of(ctx).services.vectors.list_collections()
     return Collections(
-        collections=[CollectionInfo(name=i.name, model=i.model, dims=i.dims, chunks=i.chunks) for i in infos]
+        collections=[
+            CollectionInfo(name=i.name, model=i.model, dims=i.dims, chunks=i.chunks, hybrid=i.hybrid) for i in infos
+        ]
     )
 
 

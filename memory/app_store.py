@@ -541,3 +541,10 @@ class AppStore:
         async with self._read() as connection:
             rows = (await connection.execute(query)).mappings().all()
         return [Run.from_row(row) for row in rows]
+
+    async def count_active_runs(self) -> dict[str, int]:
+        """Runs accepted and not finished, by status (`pending`, `running`), across every replica."""
+        query = select(runs.c.status, func.count()).where(runs.c.status.in_(ACTIVE_RUN)).group_by(runs.c.status)
+        async with self._read() as connection:
+            rows = (await connection.execute(query)).all()
+        return {status: 0 for status in ACTIVE_RUN} | {str(status): int(count) for status, count in rows}

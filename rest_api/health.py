@@ -1,21 +1,26 @@
-"""`/health` (the process is up), `/health/ready` (each dependency) and `/metrics` (Prometheus)."""
+"""`/health` (the process is up), `/health/ready` (each dependency), `/health/detailed` (the same,
+with collections, runs in flight and the process's age: the plan's API) and `/metrics` (Prometheus)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict
+from importlib.metadata import version
 from typing import Any
 
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from citadel.core.dependencies import ServicesDep
+from citadel.core.dependencies import RunsDep, ServicesDep
+from citadel.core.services import Services
 from citadel.memory.database import ping
 from citadel.tools.circuit_breaker import State
 from citadel.tools.llm_router import LLMRouter
 
 router = APIRouter(tags=["health"])
+STARTED = time.monotonic()
 
 
 @router.get("/health")
@@ -62,10 +67,10 @@ async def _llm_checks(llm: LLMRouter | None) -> dict[str, dict[str, Any]]:
     return checks
 
 
-@router.get("/health/ready")
-async def ready(services: ServicesDep, response: Response) -> dict[str, Any]:
-    """Ready means: the vector store and the database answer and, when any LLM backend is configured,
-    at least one of them is reachable. A deployment without LLMs is ready without them."""
+async def _readiness(services: Services) -> tuple[str, dict[str, dict[str, Any]]]:
+    """(overall status, checks): ready means the vector store and the database answer and, when any
+    LLM backend is configured, at least one of them is reachable. A deployment without LLMs is ready
+    without them."""
     settings = services.settings
     probes = {
         "vectors": _probe(services.vectors.ping, "qdrant server" if settings.qdrant_url else "local mode"),
@@ -91,10 +96,44 @@ async def ready(services: ServicesDep, response: Response) -> dict[str, Any]:
     )
     statuses = {c["status"] for c in checks.values()}
     overall = "down" if essential_down else ("degraded" if statuses != {"ok"} else "ok")
+    return overall, checks
+
+
+def _down(response: Response) -> None:
+    response.status_code = 503
+    response.headers["Retry-After"] = str(int(LLM_HEALTH_MAX_AGE + 1))
+
+
+@router.get("/health/ready")
+async def ready(services: ServicesDep, response: Response) -> dict[str, Any]:
+    """Ready means: the vector store and the database answer and, when any LLM backend is configured,
+    at least one of them is reachable. A deployment without LLMs is ready without them."""
+    overall, checks = await _readiness(services)
     if overall == "down":
-        response.status_code = 503
-        response.headers["Retry-After"] = str(int(LLM_HEALTH_MAX_AGE + 1))
+        _down(response)
     return {"status": overall, "checks": checks}
+
+
+@router.get("/health/detailed")
+async def detailed(services: ServicesDep, runs: RunsDep, response: Response) -> dict[str, Any]:
+    """Readiness, plus what the process holds: collections, runs in flight, its age and version."""
+    overall, checks = await _readiness(services)
+    details: dict[str, Any] = {"collections": None, "runs_in_flight": None}
+    if checks["vectors"]["status"] != "down":
+        details["collections"] = [asdict(info) for info in await services.vectors.list_collections()]
+    if checks.get("database", {}).get("status") != "down":
+        details["runs_in_flight"] = await runs.store.count_active_runs()
+    if overall == "down":
+        _down(response)
+    return {
+        "status": overall,
+        "checks": checks,
+        **details,
+        "version": version("citadel"),
+        "uptime_seconds": round(time.monotonic() - STARTED, 1),
+        "answer_mode": services.settings.answer_mode,
+        "embedding_model": services.embeddings.default_model,
+    }
 
 
 @router.get("/metrics", include_in_schema=False)

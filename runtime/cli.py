@@ -197,7 +197,10 @@ def ingest(
     paths: Annotated[list[Path], typer.Argument(help="JSONL corpora, text files or folders of them.")],
     collection: Annotated[str, typer.Option("--collection", "-c", help="Collection to fill (made if missing).")],
     model: Annotated[str | None, typer.Option(help="Embedding model for a new collection.")] = None,
-    batch_size: Annotated[int, typer.Option(min=1, max=1000, help="Documents per upsert.")] = 64,
+    batch_size: Annotated[int, typer.Option(min=1, max=1000, help="Documents per upsert.")] = 256,
+    hybrid: Annotated[
+        bool, typer.Option(help="A new collection keeps keyword vectors too, for sparse and hybrid search.")
+    ] = True,
     server: Annotated[
         str | None, typer.Option(help="Send to the Citadel at this URL (default: CITADEL_URL when a server answers).")
     ] = None,
@@ -231,7 +234,7 @@ def ingest(
                 progress.update(task, advance=docs, chunks=chunks)
 
             runner = _ingest_remote if server else _ingest_local
-            docs, chunks = asyncio.run(runner(settings, server, paths, collection, model, batch_size, advance))
+            docs, chunks = asyncio.run(runner(settings, server, paths, collection, model, hybrid, batch_size, advance))
     except CitadelError as error:
         console.print(f"[red]error[/red]: {error.message}")
         raise typer.Exit(1) from error
@@ -241,25 +244,25 @@ def ingest(
     console.print(f"ingested {docs} documents as {chunks} chunks into {collection!r}")
 
 
-async def _ingest_local(settings, server, paths, collection, model, batch_size, advance):  # type: ignore[no-untyped-def]
+async def _ingest_local(settings, server, paths, collection, model, hybrid, batch_size, advance):  # type: ignore[no-untyped-def]
     from citadel.runtime.services import open_services
     from citadel.tools.ingest import ingest as run_ingest
     from citadel.tools.ingest import read_documents
 
     async with open_services(settings, llm=False) as services:
-        await services.vectors.create_collection(collection, model)
+        await services.vectors.create_collection(collection, model, hybrid=hybrid)
         return await run_ingest(
             services.vectors, collection, read_documents(paths), batch_size=batch_size, on_progress=advance
         )
 
 
-async def _ingest_remote(settings, server, paths, collection, model, batch_size, advance):  # type: ignore[no-untyped-def]
+async def _ingest_remote(settings, server, paths, collection, model, hybrid, batch_size, advance):  # type: ignore[no-untyped-def]
     from citadel.tools.ingest import batched, read_documents
 
     docs = chunks = 0
     headers = {"Authorization": f"Bearer {token}"} if (token := _token(settings)) else None
     async with httpx.AsyncClient(base_url=server, timeout=300, headers=headers) as client:
-        response = await client.post("/v1/collections", json={"name": collection, "model": model})
+        response = await client.post("/v1/collections", json={"name": collection, "model": model, "hybrid": hybrid})
         _raise_for(response)
         for batch in batched(read_documents(paths), batch_size):
             body = {"documents": [{"id": d.id, "text": d.text, "metadata": d.metadata} for d in batch]}

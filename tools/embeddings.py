@@ -226,7 +226,10 @@ class EmbeddingService:
                 )
         return sum(counts)
 
-    async def embed(self, texts: list[str], model: str | None = None, *, allow_fallback: bool = False) -> Embeddings:
+    async def embed(
+        self, texts: list[str], model: str | None = None, *, allow_fallback: bool = False, cache: bool = True
+    ) -> Embeddings:
+        """`cache=False` embeds afresh (and leaves the cache as it is)."""
         spec = self.model(model)
         tokens = await self.validate(texts, spec)
         chain = [spec.name]
@@ -235,7 +238,10 @@ class EmbeddingService:
         last_error: Unavailable | None = None
         for name in chain:
             try:
-                vectors, cached = await self._embed_cached(texts, name)
+                if cache:
+                    vectors, cached = await self._embed_cached(texts, name)
+                else:
+                    vectors, cached = await self._embed_uncached(texts, name), 0
             except Unavailable as error:
                 last_error = error
                 continue

@@ -7,13 +7,15 @@ one document each, found in the folders given too.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 from pathlib import Path
 
 from citadel.errors import InvalidRequest
-from citadel.tools.vector_store import Document, VectorStore
+from citadel.tools.vector_store import Document, UpsertResult, VectorStore
 
 TEXT_SUFFIXES = {".txt", ".md", ".markdown", ".rst"}
 
@@ -83,15 +85,35 @@ async def ingest(
     collection: str,
     documents: Iterable[Document],
     *,
-    batch_size: int = 64,
+    batch_size: int = 256,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> tuple[int, int]:
-    """Upsert `documents` in batches; `on_progress(documents, chunks)` after each. Returns the totals."""
+    """Upsert `documents` in batches; `on_progress(documents, chunks)` after each. Returns the totals.
+
+    Each batch is embedded while the one before it is written (the model runs in a worker thread,
+    the store's writes on the event loop), so neither waits for the other."""
     total_docs = total_chunks = 0
-    for batch in batched(documents, batch_size):
-        result = await store.upsert(collection, batch)
+    writing: asyncio.Task[UpsertResult] | None = None
+
+    async def written() -> None:
+        nonlocal total_docs, total_chunks
+        assert writing is not None
+        result = await writing
         total_docs += result.documents
         total_chunks += result.chunks
         if on_progress:
             on_progress(result.documents, result.chunks)
+
+    try:
+        for batch in batched(documents, batch_size):
+            prepared = await store.prepare(collection, batch)
+            if writing is not None:
+                await written()
+            writing = asyncio.create_task(store.write(collection, prepared))
+        if writing is not None:
+            await written()
+    finally:
+        if writing is not None and not writing.done():  # a later batch failed: let this write finish whole
+            with contextlib.suppress(Exception):
+                await writing
     return total_docs, total_chunks

@@ -37,3 +37,8 @@ ROUTE_DECISIONS = Counter(
     "LLM routing decisions, by route, backend and reason.",
     ["route", "backend", "reason"],
 )
+CITATIONS_REMOVED = Counter(
+    "citadel_citations_removed_total",
+    "Citations of sources an answer's run did not retrieve, taken out of the answer before any face saw it.",
+    ["where"],
+)

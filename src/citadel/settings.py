@@ -193,6 +193,12 @@ class Settings(BaseSettings):
     research_min_score: float = Field(
         default=0.3, ge=-1, le=1, description="Least similarity for a passage to count as relevant to a question."
     )
+    answer_mode: Literal["extractive", "generative", "auto"] = Field(
+        default="auto",
+        description="How the researcher answers: `extractive` quotes the retrieved sentences that best match the "
+        "question, each with its source id; `generative` has the LLM write the answer (its citations checked "
+        "against the retrieved passages); `auto` = generative when Ollama servers are configured, else extractive.",
+    )
     analyst_approval_sections: int = Field(
         default=12, ge=1, description="Documents with more sections than this ask for approval before analysis."
     )

@@ -4,12 +4,17 @@ these assert structure, routing and sources, never the prose."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from langchain_core.messages import AIMessageChunk
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.store.memory import InMemoryStore
 
+from citadel.agents.citations import check_citations
+from citadel.agents.deps import AgentDeps
 from citadel.agents.tags import INTERNAL
-from citadel.core.registry import GraphRegistry
+from citadel.core.registry import GraphRegistry, build_registry
 from citadel.tools.chat_model import ROUTE_METADATA
 from tests.graphs.run_inputs import config, user
 
@@ -25,8 +30,21 @@ async def test_a_question_about_the_documents_is_researched_and_cites_them(regis
     assert {"id", "title", "score", "text"} <= set(state["sources"][0])
     answer = state["messages"][-1]
     assert answer.type == "ai"
+    # On the embedded defaults the answer is extractive: the passage's own sentence, no LLM call.
+    assert "convert about 20 percent" in answer.text
     assert "[solar-101]" in answer.text
+    assert ROUTE_METADATA not in answer.response_metadata
+
+
+async def test_a_generative_answer_comes_from_the_llm_and_cites_only_what_was_found(deps: AgentDeps, docs: str) -> None:
+    settings = deps.settings.model_copy(update={"answer_mode": "generative"})
+    graph = build_registry(replace(deps, settings=settings), InMemorySaver(), InMemoryStore()).get("assistant").graph
+    state = await graph.ainvoke(user("What do our documents say about solar panel efficiency?"), config("t1"))
+    answer = state["messages"][-1]
     assert answer.response_metadata[ROUTE_METADATA]["backend"] == "embedded"
+    assert "[solar-101]" in answer.text  # cited by the model, or in the sources line added when it cited none
+    found = {source["id"] for source in state["sources"]}
+    assert check_citations(answer.text, found, where="test").removed == []
 
 
 async def test_the_researcher_says_so_when_nothing_is_relevant(registry: GraphRegistry, docs: str) -> None:
@@ -109,11 +127,21 @@ async def test_tokens_stream_with_their_route_and_internal_calls_are_tagged(regi
 
     answer: list[tuple[Any, dict[str, Any]]] = []
     async for message, metadata in graph.astream(
-        user("What do our documents say about grid batteries?"), config("t2"), stream_mode="messages"
+        user("What is the capital of France?"), config("t2"), stream_mode="messages"
     ):
-        if metadata["langgraph_node"] == "researcher_answer":
+        if metadata["langgraph_node"] == "generalist":
             answer.append((message, metadata))
     assert len(answer) > 1, "the answer streams token by token"
     assert not any(INTERNAL in meta.get("tags", []) for _, meta in answer)
     first = answer[0][0]
     assert first.response_metadata[ROUTE_METADATA]["backend"] == "embedded"
+
+    # The researcher's answer comes whole, once its citations are checked: nothing unchecked streams.
+    researched: list[tuple[Any, dict[str, Any]]] = []
+    async for message, metadata in graph.astream(
+        user("What do our documents say about grid batteries?"), config("t3"), stream_mode="messages"
+    ):
+        if metadata["langgraph_node"] == "researcher_answer":
+            researched.append((message, metadata))
+    assert len(researched) == 1
+    assert "[battery-303]" in researched[0][0].text

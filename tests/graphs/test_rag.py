@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from citadel.agents.citations import check_citations
+from citadel.agents.extractive import extractive_answer
+from citadel.agents.state import Source
 from citadel.core.registry import GraphRegistry
 from citadel.runtime.services import Services
 from citadel.tools.vector_store import Document
@@ -42,3 +45,21 @@ async def test_rag_says_so_when_nothing_is_relevant(registry: GraphRegistry, doc
     assert state["retrieval"]["best_score"] is not None
     assert state["sources"] == []
     assert "found nothing relevant" in state["messages"][-1].text
+
+
+async def test_the_embedded_answer_quotes_retrieved_sentences_with_their_ids(
+    registry: GraphRegistry, docs: str
+) -> None:
+    state = await registry.get("rag").graph.ainvoke(user("How efficient are solar panels?"), config("t1"))
+    answer = state["messages"][-1].text
+    assert "convert about 20 percent" in answer
+    assert "[solar-101]" in answer
+    assert check_citations(answer, {s["id"] for s in state["sources"]}, where="test").removed == []
+
+
+async def test_brackets_quoted_from_a_passage_are_not_taken_for_citations(services: Services) -> None:
+    text = "Uptake of [3H]thymidine rose in treated cells [12]. Nothing else changed."
+    source = Source(id="paper-1", title="Paper", score=0.9, text=text)
+    answer = await extractive_answer(services.embeddings, "thymidine uptake", [source], {"paper-1": text})
+    assert "(3H)thymidine" in answer
+    assert check_citations(answer, {"paper-1"}, where="test").removed == []

@@ -127,15 +127,18 @@ async def test_store_search_and_delete_documents(server: MCPServer[Core]) -> Non
         by_id = await call(client, "delete_documents", {"collection": "notes", "ids": ["note-0", "note-1"]})
         by_filter = await call(client, "delete_documents", {"collection": "notes", "filter": {"n": {"gte": 30}}})
         docs = await call(client, "search", {"collection": "docs", "query": "How do solar panels work?", "k": 2})
+        keywords = await call(client, "search", {"collection": "docs", "query": "photovoltaic", "mode": "sparse"})
     assert created.structured_content == {"collection": "notes", "documents": 40, "chunks": 40, "created": True}
     assert [(p, t) for p, t, _ in progress.seen] == [(32, 40), (40, 40)]
-    assert {"name": "notes", "model": "all-minilm", "dims": 384, "chunks": 40} in listed
+    assert {"name": "notes", "model": "all-minilm", "dims": 384, "chunks": 40, "hybrid": True} in listed
     assert [(h["id"], h["metadata"]) for h in found.structured_content["results"]] == [("note-7", {"n": 7})]
     assert by_id.structured_content == {"collection": "notes", "chunks_removed": 2, "chunks_left": 38}
     assert by_filter.structured_content == {"collection": "notes", "chunks_removed": 10, "chunks_left": 28}
     hits = docs.structured_content["results"]
     assert hits[0]["id"] == "solar-101"
     assert hits[0]["score"] > hits[1]["score"]
+    assert hits[0]["similarity"] > hits[1]["similarity"]
+    assert [h["id"] for h in keywords.structured_content["results"]] == ["solar-101"]
 
 
 async def test_generate_says_which_backend_answered(server: MCPServer[Core]) -> None:

@@ -49,7 +49,43 @@ def test_create_is_idempotent_and_listed(http: httpx.Client, docs: str) -> None:
     again = http.post("/v1/collections", json={"name": "kb", "model": "all-minilm"})
     assert again.status_code == 200
     listed = http.get("/v1/collections").json()["collections"]
-    assert listed == [{"name": "kb", "model": "all-minilm", "dims": 384, "chunks": 4}]
+    assert listed == [{"name": "kb", "model": "all-minilm", "dims": 384, "chunks": 4, "hybrid": True}]
+    other_way = http.post("/v1/collections", json={"name": "kb", "model": "all-minilm", "hybrid": False})
+    assert other_way.status_code == 409
+    assert "hybrid=true" in other_way.json()["error"]["message"]
+
+
+def test_each_search_mode_ranks_by_its_own_measure(http: httpx.Client, docs: str) -> None:
+    def search(mode: str, query: str) -> list[dict[str, object]]:
+        response = http.post("/v1/collections/kb/search", json={"query": query, "k": 4, "mode": mode})
+        assert response.status_code == 200, response.text
+        return response.json()["results"]
+
+    # Keywords: only documents sharing a (stemmed) term are found, and the word "rises" finds "rise".
+    sparse = search("sparse", "rise of yeast")
+    assert [hit["id"] for hit in sparse] == ["bread"]
+    dense = search("dense", "What is the capital of France?")
+    assert dense[0]["id"] == "paris"
+    assert dense[0]["score"] == pytest.approx(dense[0]["similarity"], abs=1e-4), "dense score is the similarity"
+    hybrid = search("hybrid", "What is the capital of France?")
+    assert hybrid[0]["id"] == "paris"
+    assert {hit["id"] for hit in hybrid} <= {d["id"] for d in DOCS}
+    assert hybrid[0]["similarity"] == pytest.approx(dense[0]["similarity"], abs=1e-4)
+    # Stop words alone give keywords nothing to match: sparse finds nothing, hybrid falls back to dense.
+    assert search("sparse", "what is the") == []
+    assert search("hybrid", "what is the")
+
+
+def test_a_dense_only_collection_searches_dense(http: httpx.Client) -> None:
+    created = http.post("/v1/collections", json={"name": "plain", "hybrid": False})
+    assert created.status_code == 201
+    assert created.json()["hybrid"] is False
+    http.post("/v1/collections/plain/points", json={"documents": DOCS}).raise_for_status()
+    hits = http.post("/v1/collections/plain/search", json={"query": "capital of Germany"}).json()["results"]
+    assert hits[0]["id"] == "berlin"
+    refused = http.post("/v1/collections/plain/search", json={"query": "capital", "mode": "hybrid"})
+    assert refused.status_code == 400
+    assert "hybrid=false" in refused.json()["error"]["message"]
 
 
 def test_search_by_text_ranks_the_answer_first(http: httpx.Client, docs: str) -> None:
@@ -113,6 +149,8 @@ def test_delete_by_id_and_by_filter(http: httpx.Client, docs: str) -> None:
         ("POST", "/v1/collections/kb/search", {"vector": [0.1, 0.2]}, 400, "vector has 2 dimensions"),
         ("POST", "/v1/collections/kb/search", {"query": "x", "vector": [0.1]}, 400, "either query"),
         ("POST", "/v1/collections/kb/search", {"query": "x", "k": 0}, 422, "k:"),
+        ("POST", "/v1/collections/kb/search", {"query": "x", "mode": "fuzzy"}, 422, "mode:"),
+        ("POST", "/v1/collections/kb/search", {"vector": [0.0] * 384, "mode": "sparse"}, 400, "needs a text query"),
         ("POST", "/v1/collections/kb/search", {"query": "x", "filter": {"a": 1.5}}, 400, "filter.a"),
         ("POST", "/v1/collections/kb/points", {"documents": []}, 422, "documents"),
         ("POST", "/v1/collections/kb/points", {"documents": [{"id": "a"}]}, 422, "documents.0.text"),

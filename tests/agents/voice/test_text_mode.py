@@ -82,6 +82,23 @@ async def test_a_tool_call_is_announced_and_only_the_final_answer_spoken(voice_s
     assert '"dims": 384' in messages[2].text
 
 
+async def test_a_made_up_citation_is_never_spoken(voice_settings: Settings) -> None:
+    """A capable backend (a scripted model) citing a source the search did not find: the voice face
+    speaks the answer without it (`tests/agents/test_verified_citations.py` covers the other faces)."""
+    model = ScriptedChatModel(responses=[AIMessage("Panels convert about 20 percent [solar-101] [Solar-102].")])
+    async with (
+        voice_runtime(voice_settings, tool_model=lambda: model) as runtime,
+        text_session(voice_settings, runtime, Caller("alice")) as (session, conversation),
+    ):
+        async with asyncio.timeout(DEADLINE):
+            result = await session.run(user_input="What do my documents say about solar panel efficiency?")
+        said = spoken(result)
+        answer = (await thread_messages(runtime, conversation))[-1].text
+    assert "Solar-102" not in said
+    assert "Solar-102" not in answer
+    assert "[solar-101]" in said
+
+
 async def test_the_thread_persists_across_two_sessions(voice_settings: Settings, runtime) -> None:  # type: ignore[no-untyped-def]
     async with text_session(voice_settings, runtime, Caller("alice")) as (session, first):
         async with asyncio.timeout(DEADLINE):
