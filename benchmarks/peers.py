@@ -167,8 +167,14 @@ class PeakRSS:
 
     def __init__(self, pid: int) -> None:
         self.root = psutil.Process(pid)
-        while self.root.parent() is not None and self.root.parent().name() == self.root.name():
-            self.root = self.root.parent()  # uvicorn's reloader or a launcher of the same program
+        # Up to uvicorn's reloader or a launcher of the same program, never to this benchmark's own
+        # process (a Python too, like Citadel's server: its RSS, the load generator's, is not the server's).
+        while (
+            (parent := self.root.parent()) is not None
+            and parent.pid != os.getpid()
+            and parent.name() == self.root.name()
+        ):
+            self.root = parent
         self.peak = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
