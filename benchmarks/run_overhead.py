@@ -27,12 +27,11 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
 import httpx
 
 from benchmarks._server import citadel_serve, cpu_seconds, free_port
+from tests.live_server import fresh_database
 
 DATABASE_URL = os.environ.get("CITADEL_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 RUNS = int(os.environ.get("BENCH_RUNS", "300"))
@@ -170,26 +169,14 @@ async def _raw(env: dict[str, str], runs: int) -> float:
         return (time.process_time() - before) * 1000 / runs
 
 
-async def _admin(sql: str) -> None:
-    connection = await asyncpg.connect(DATABASE_URL)
-    try:
-        await connection.execute(sql)
-    finally:
-        await connection.close()
-
-
 @contextlib.contextmanager
 def backend(kind: str) -> Iterator[dict[str, str]]:
     if kind == "sqlite":
         with tempfile.TemporaryDirectory(prefix="citadel-bench-raw-") as data_dir:
             yield {"CITADEL_DATA_DIR": data_dir}
         return
-    database = f"citadel_bench_{uuid.uuid4().hex[:10]}"
-    asyncio.run(_admin(f'CREATE DATABASE "{database}"'))
-    try:
-        yield {"CITADEL_DATABASE_URL": urlunsplit(urlsplit(DATABASE_URL)._replace(path=f"/{database}"))}
-    finally:
-        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+    with fresh_database(DATABASE_URL) as database_url:
+        yield {"CITADEL_DATABASE_URL": database_url}
 
 
 def run_cpu(kind: str) -> dict[str, float]:
