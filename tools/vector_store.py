@@ -16,6 +16,7 @@ id and metadata); search returns the best chunk per document.
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -122,6 +123,9 @@ class VectorStore:
         self._embeddings = embeddings
         self._chunk_tokens = chunk_tokens
         self._client: AsyncQdrantClient | None = None
+        # The splitter measures every word it may cut at (about 200 calls a SciFact abstract): the
+        # same words recur, so their token counts are remembered (exact, bounded).
+        self._piece_tokens = functools.lru_cache(maxsize=1 << 16)(self._count_piece_tokens)
 
     @property
     def location(self) -> str:
@@ -211,9 +215,12 @@ class VectorStore:
         splitter = RecursiveCharacterTextSplitter(
             chunk_size=limit,
             chunk_overlap=limit // 8,
-            length_function=lambda piece: self._embeddings.count_tokens([piece])[0] - 2,
+            length_function=self._piece_tokens,
         )
         return splitter.split_text(text)
+
+    def _count_piece_tokens(self, piece: str) -> int:
+        return self._embeddings.count_tokens([piece])[0] - 2  # [CLS] and [SEP]
 
     async def upsert(self, name: str, documents: list[Document]) -> UpsertResult:
         """Add or replace documents. A document's old chunks are removed once its new ones are embedded."""
@@ -242,7 +249,7 @@ class VectorStore:
             f"{doc.metadata['title']} {piece}" if doc.metadata.get("title") else piece
             for doc, _, _, piece in points_text
         ]
-        vectors = await self._embed_documents([self._embeddings.truncate(text, model) for text in texts], model)
+        vectors = await self._embed_documents(texts, model)
         points = []
         for (doc, chunk, total, piece), text, vector in zip(points_text, texts, vectors, strict=True):
             named: dict[str, Any] = {model.name: vector.tolist()}
@@ -260,10 +267,18 @@ class VectorStore:
 
     async def _embed_documents(self, texts: list[str], model: EmbeddingModel) -> np.ndarray:
         """Vectors for `texts`, embedded shortest first: the model's batches then hold texts of
-        about one length, so none is padded far beyond its own (`benchmarks/ingest.py` measures the effect)."""
+        about one length, so none is padded far beyond its own (`benchmarks/ingest.py` measures the effect).
+
+        The texts are tokenised once here (in one batch) for both the order and the fit: only a chunk
+        that a title pushed past the model's limit is cut. Stored documents bypass the embedding
+        cache, which is for texts asked again (queries), not for chunks embedded once."""
         lengths = self._embeddings.count_tokens(texts)
-        order = sorted(range(len(texts)), key=lengths.__getitem__)
-        embedded = await self._embeddings.embed([texts[i] for i in order], model.name)
+        fitted = [
+            self._embeddings.truncate(text, model) if length > model.max_tokens else text
+            for text, length in zip(texts, lengths, strict=True)
+        ]
+        order = sorted(range(len(fitted)), key=lengths.__getitem__)
+        embedded = await self._embeddings.embed([fitted[i] for i in order], model.name, cache=False)
         vectors = np.empty_like(embedded.vectors)
         vectors[order] = embedded.vectors
         return vectors
