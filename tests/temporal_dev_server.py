@@ -11,7 +11,7 @@ import sysconfig
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests.processes import free_port, wait_for
+from tests.processes import free_port, stop_process, wait_for
 
 
 class TemporalMissing(RuntimeError):
@@ -48,9 +48,4 @@ def temporal_dev_server(log: Path) -> Iterator[str]:
         wait_for(lambda: process.poll() is None and _serving(binary, address), f"the Temporal dev server at {address}")
         yield address
     finally:
-        process.terminate()
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
+        stop_process(process, grace=20)

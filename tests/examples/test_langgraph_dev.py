@@ -27,7 +27,7 @@ from langgraph_sdk.schema import Command
 
 from tests.graphs.run_inputs import DOCS
 from tests.ollama_wire_server import WireServerProcess
-from tests.processes import START_DEADLINE, free_port, wait_for
+from tests.processes import START_DEADLINE, free_port, stop_process, wait_for
 
 # The first run on a machine installs langgraph-cli and Citadel into a throwaway environment (measured
 # 5-6 min on a fresh, busy 2-core machine) inside the first test's setup: more than the suite's
@@ -118,12 +118,7 @@ def langgraph_dev(tmp_path_factory: pytest.TempPathFactory, ollama: WireServerPr
         wait_for(ready, f"langgraph dev on {url}", START_DEADLINE)
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
+        stop_process(process)
 
 
 @pytest.fixture
