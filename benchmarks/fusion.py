@@ -41,9 +41,10 @@ async def _rank(store_root: Path, queries: dict[str, str], fusion: models.Fusion
     ranked: dict[str, list[str]] = {}
     async with open_services(eval_settings(store_root), llm=False) as services:
         info = await services.vectors.info(COLLECTION)
+        qdrant = await services.vectors.qdrant()
         for query_id, text in queries.items():
             vector = (await services.embeddings.embed([text], info.model)).vectors[0].tolist()
-            found = await services.vectors.client.query_points(
+            found = await qdrant.query_points(
                 COLLECTION,
                 prefetch=[
                     models.Prefetch(query=vector, using=info.model, limit=PREFETCH),

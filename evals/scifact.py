@@ -172,8 +172,7 @@ class _Progress:
 
 
 async def _count_points(store: VectorStore) -> int | None:
-    collections = await store.client.get_collections()
-    if COLLECTION not in {c.name for c in collections.collections}:
+    if COLLECTION not in {info.name for info in await store.list_collections()}:
         return None
     return (await store.info(COLLECTION)).chunks
 

@@ -16,9 +16,12 @@ import re
 import zlib
 from collections import Counter
 from functools import cache
+from typing import TYPE_CHECKING
 
 import Stemmer
-from qdrant_client import models
+
+if TYPE_CHECKING:
+    from qdrant_client import models
 
 K1 = 1.2
 B = 0.75
@@ -51,6 +54,8 @@ def _term_id(term: str) -> int:
 
 
 def _vector(weights: dict[int, float]) -> models.SparseVector:
+    from qdrant_client import models
+
     indices = sorted(weights)
     return models.SparseVector(indices=indices, values=[weights[i] for i in indices])
 

@@ -16,21 +16,26 @@ id and metadata); search returns the best chunk per document.
 
 from __future__ import annotations
 
+import asyncio
+import fcntl
 import functools
+import os
 import re
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from langchain_text_splitters import RecursiveCharacterTextSplitter
-from qdrant_client import AsyncQdrantClient, models
 
 from citadel.errors import Conflict, InvalidRequest, NotFound
 from citadel.settings import Settings
 from citadel.tools import bm25
 from citadel.tools.embedding_models import EMBEDDING_MODELS, EmbeddingModel
 from citadel.tools.embeddings import EmbeddingService
+
+if TYPE_CHECKING:  # qdrant-client is imported when the store is first used (about 47 MB and 0.5-1 s)
+    from qdrant_client import AsyncQdrantClient, models
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _POINT_NAMESPACE = uuid.UUID("6f1d3f0e-4d8a-4b8e-9a57-3c1e2d7b9c10")
@@ -91,6 +96,8 @@ def point_id(document_id: str, chunk: int) -> str:
 def metadata_filter(spec: dict[str, Any] | None) -> models.Filter | None:
     """A Qdrant filter from Citadel's simple form: `{"field": value}` (equals), `{"field": [a, b]}`
     (any of), `{"field": {"gte": 1, "lt": 5}}` (range). Fields are document metadata keys."""
+    from qdrant_client import models
+
     if not spec:
         return None
     if not isinstance(spec, dict):
@@ -123,6 +130,8 @@ class VectorStore:
         self._embeddings = embeddings
         self._chunk_tokens = chunk_tokens
         self._client: AsyncQdrantClient | None = None
+        self._opening = asyncio.Lock()
+        self._owner_lock: int | None = None
         # The splitter measures every word it may cut at (about 200 calls a SciFact abstract): the
         # same words recur, so their token counts are remembered (exact, bounded).
         self._piece_tokens = functools.lru_cache(maxsize=1 << 16)(self._count_piece_tokens)
@@ -132,49 +141,82 @@ class VectorStore:
         return self._settings.qdrant_url or str(self._settings.data_dir / "qdrant")
 
     async def start(self) -> None:
+        """Claims local mode's directory for this process (as Qdrant's own lock would); the client
+        itself is opened on first use, so a server whose graphs never search never loads it."""
         if self._settings.qdrant_url:
-            key = self._settings.qdrant_api_key.get_secret_value() if self._settings.qdrant_api_key else None
-            self._client = AsyncQdrantClient(url=self._settings.qdrant_url, api_key=key, timeout=30)
-        else:
-            path = self._settings.data_dir / "qdrant"
-            path.mkdir(parents=True, exist_ok=True)
-            try:
-                self._client = AsyncQdrantClient(path=str(path))
-            except RuntimeError as error:  # portalocker: another process holds the local store
-                raise RuntimeError(
-                    f"the local vector store {path} is in use by another Citadel process; stop it, "
-                    "or send the work to it over HTTP (e.g. `citadel ingest --server URL`)"
-                ) from error
+            return
+        path = self._settings.data_dir / "qdrant"
+        path.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path / ".citadel-owner", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(descriptor)
+            raise RuntimeError(self._in_use(path)) from None
+        self._owner_lock = descriptor
+
+    @staticmethod
+    def _in_use(path: object) -> str:
+        return (
+            f"the local vector store {path} is in use by another Citadel process; stop it, "
+            "or send the work to it over HTTP (e.g. `citadel ingest --server URL`)"
+        )
 
     async def aclose(self) -> None:
         if self._client is not None:
             await self._client.close()
             self._client = None
+        if self._owner_lock is not None:
+            os.close(self._owner_lock)  # closing the descriptor releases the lock
+            self._owner_lock = None
 
-    @property
-    def client(self) -> AsyncQdrantClient:
-        assert self._client is not None, "VectorStore.start() was not awaited"
+    async def qdrant(self) -> AsyncQdrantClient:
+        """The Qdrant client, opened on first use."""
+        if self._client is None:
+            async with self._opening:
+                if self._client is None:
+                    # Local mode reads every stored point from disk as it opens: off the event loop.
+                    self._client = await asyncio.to_thread(self._open)
         return self._client
 
+    def _open(self) -> AsyncQdrantClient:
+        from qdrant_client import AsyncQdrantClient
+
+        if self._settings.qdrant_url:
+            key = self._settings.qdrant_api_key.get_secret_value() if self._settings.qdrant_api_key else None
+            return AsyncQdrantClient(url=self._settings.qdrant_url, api_key=key, timeout=30)
+        assert self._owner_lock is not None, "VectorStore.start() was not awaited"
+        path = self._settings.data_dir / "qdrant"
+        try:
+            return AsyncQdrantClient(path=str(path))
+        except RuntimeError as error:  # portalocker: a process other than a Citadel holds the store
+            raise RuntimeError(self._in_use(path)) from error
+
     async def ping(self) -> None:
-        await self.client.get_collections()
+        """A Qdrant server is asked; local mode is this process's own (its directory claimed at start)
+        and is not opened just to be probed."""
+        if self._settings.qdrant_url or self._client is not None:
+            qdrant = await self.qdrant()
+            await qdrant.get_collections()
 
     # --- collections --------------------------------------------------------------------------
     async def list_collections(self) -> list[CollectionInfo]:
-        response = await self.client.get_collections()
+        qdrant = await self.qdrant()
+        response = await qdrant.get_collections()
         infos = [await self.info(c.name) for c in response.collections]
         return sorted(infos, key=lambda info: info.name)
 
     async def info(self, name: str) -> CollectionInfo:
-        if not _NAME.match(name) or not await self.client.collection_exists(name):
+        qdrant = await self.qdrant()
+        if not _NAME.match(name) or not await qdrant.collection_exists(name):
             raise NotFound(f"collection {name!r} does not exist", param="collection")
-        details = await self.client.get_collection(name)
+        details = await qdrant.get_collection(name)
         vectors = details.config.params.vectors
         if not isinstance(vectors, dict) or len(vectors) != 1:
             raise Conflict(f"collection {name!r} was not made by Citadel (expected one named vector)")
         ((model, params),) = vectors.items()
         hybrid = SPARSE in (details.config.params.sparse_vectors or {})
-        count = await self.client.count(name, exact=True)
+        count = await qdrant.count(name, exact=True)
         return CollectionInfo(name=name, model=model, dims=params.size, chunks=count.count, hybrid=hybrid)
 
     async def create_collection(
@@ -186,26 +228,30 @@ class VectorStore:
                 "collection name must be 1-64 letters, digits, '_', '-' or '.', starting with a letter or digit",
                 param="name",
             )
+        from qdrant_client import models
+
         spec = self._embeddings.model(model)
-        if await self.client.collection_exists(name):
+        qdrant = await self.qdrant()
+        if await qdrant.collection_exists(name):
             info = await self.info(name)
             if info.model != spec.name:
                 raise Conflict(f"collection {name!r} exists for model {info.model!r}, not {spec.name!r}", param="model")
             if info.hybrid != hybrid:
                 raise Conflict(f"collection {name!r} exists with hybrid={str(info.hybrid).lower()}", param="hybrid")
             return info, False
-        await self.client.create_collection(
+        await qdrant.create_collection(
             name,
             vectors_config={spec.name: models.VectorParams(size=spec.dims, distance=models.Distance.COSINE)},
             sparse_vectors_config={SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)} if hybrid else None,
         )
         if self._settings.qdrant_url:  # local mode has no payload indexes
-            await self.client.create_payload_index(name, "doc_id", models.PayloadSchemaType.KEYWORD)
+            await qdrant.create_payload_index(name, "doc_id", models.PayloadSchemaType.KEYWORD)
         return CollectionInfo(name=name, model=spec.name, dims=spec.dims, chunks=0, hybrid=hybrid), True
 
     async def delete_collection(self, name: str) -> None:
         await self.info(name)
-        await self.client.delete_collection(name)
+        qdrant = await self.qdrant()
+        await qdrant.delete_collection(name)
 
     # --- documents ----------------------------------------------------------------------------
     def chunk(self, text: str, model: EmbeddingModel) -> list[str]:
@@ -229,6 +275,8 @@ class VectorStore:
     async def prepare(self, name: str, documents: list[Document]) -> PreparedUpsert:
         """The first half of `upsert`: documents checked, chunked and embedded, nothing written yet
         (`ingest` embeds the next batch while the last one is written)."""
+        from qdrant_client import models
+
         info = await self.info(name)
         model = EMBEDDING_MODELS[info.model]
         if not documents:
@@ -261,8 +309,9 @@ class VectorStore:
 
     async def write(self, name: str, prepared: PreparedUpsert) -> UpsertResult:
         """The second half of `upsert`: the documents' old chunks replaced by the prepared ones."""
-        await self.client.delete(name, points_selector=self._doc_filter(prepared.document_ids), wait=True)
-        await self.client.upsert(name, points=prepared.points, wait=True)
+        qdrant = await self.qdrant()
+        await qdrant.delete(name, points_selector=self._doc_filter(prepared.document_ids), wait=True)
+        await qdrant.upsert(name, points=prepared.points, wait=True)
         return UpsertResult(documents=len(prepared.document_ids), chunks=len(prepared.points))
 
     async def _embed_documents(self, texts: list[str], model: EmbeddingModel) -> np.ndarray:
@@ -285,7 +334,8 @@ class VectorStore:
 
     async def has_document(self, name: str, document_id: str) -> bool:
         await self.info(name)
-        found = await self.client.count(name, count_filter=self._doc_filter([document_id]), exact=True)
+        qdrant = await self.qdrant()
+        found = await qdrant.count(name, count_filter=self._doc_filter([document_id]), exact=True)
         return found.count > 0
 
     async def delete(self, name: str, ids: list[str] | None = None, filter: dict[str, Any] | None = None) -> None:
@@ -294,10 +344,13 @@ class VectorStore:
             raise InvalidRequest("give either ids or filter (not both, not neither)", param="ids")
         selector = self._doc_filter(ids) if ids else metadata_filter(filter)
         assert selector is not None
-        await self.client.delete(name, points_selector=selector, wait=True)
+        qdrant = await self.qdrant()
+        await qdrant.delete(name, points_selector=selector, wait=True)
 
     @staticmethod
     def _doc_filter(ids: list[str]) -> models.Filter:
+        from qdrant_client import models
+
         return models.Filter(must=[models.FieldCondition(key="doc_id", match=models.MatchAny(any=ids))])
 
     async def search(
@@ -352,8 +405,9 @@ class VectorStore:
 
     async def _best_chunks(self, name: str, search: _Search, k: int) -> list[models.ScoredPoint]:
         """The best chunk of each of the `k` best documents, best first."""
+        qdrant = await self.qdrant()
         if self._settings.qdrant_url:
-            response = await self.client.query_points_groups(
+            response = await qdrant.query_points_groups(
                 name, group_by="doc_id", limit=k, group_size=1, **search.arguments(PREFETCH)
             )
             return search.above_threshold([group.hits[0] for group in response.groups])
@@ -361,7 +415,7 @@ class VectorStore:
         # query (0.7 s a query at 9k chunks). Take the best chunks instead, more until k documents.
         limit = 4 * k
         while True:
-            found = await self.client.query_points(name, limit=limit, **search.arguments(max(PREFETCH, limit)))
+            found = await qdrant.query_points(name, limit=limit, **search.arguments(max(PREFETCH, limit)))
             best: dict[str, models.ScoredPoint] = {}
             for point in search.above_threshold(found.points):
                 best.setdefault(str((point.payload or {}).get("doc_id")), point)
@@ -382,6 +436,8 @@ class _Search:
     fused: bool = False
 
     def arguments(self, prefetch: int) -> dict[str, Any]:
+        from qdrant_client import models
+
         common: dict[str, Any] = {"query_filter": self.filter, "with_payload": True, "with_vectors": [self.using]}
         if self.keywords is None:  # dense: Qdrant applies the similarity threshold itself
             return {"query": self.vector, "using": self.using, "score_threshold": self.score_threshold, **common}

@@ -11,19 +11,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
+from citadel.agents.voice import token as voice_token_maker
 from citadel.core.dependencies import RegistryDep, ServicesDep
 from citadel.core.identity import Identity, IdentityDep
 from citadel.errors import CitadelError
 
 router = APIRouter(tags=["voice"])
-
-# Imported with the app, not in a request: livekit-agents registers its plugins at import and insists
-# on doing so from the main thread, which a request handler may not be on.
-try:
-    from citadel.agents.voice import token as voice_token_maker
-except ImportError as missing:  # the voice extra is not installed
-    voice_token_maker = None  # type: ignore[assignment]
-    _missing_reason = str(missing)
 
 
 class VoiceExtraMissing(CitadelError):
@@ -69,8 +62,8 @@ async def voice_token(
     body: VoiceTokenRequest, services: ServicesDep, registry: RegistryDep, caller: CallerDep
 ) -> VoiceTokenResponse:
     """A LiveKit token for your voice conversation: a new thread, or one of yours to continue."""
-    if voice_token_maker is None:
-        raise VoiceExtraMissing(f"voice needs the voice extra (uv sync --extra voice): {_missing_reason}")
+    if missing := voice_token_maker.missing_extra():
+        raise VoiceExtraMissing(f"voice needs the voice extra (uv sync --extra voice): {missing}")
     settings = services.settings
     voice_token_maker.ensure_configured(settings)
     store = services.app_store

@@ -10,10 +10,10 @@ worker joins as the user does.
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-
-from livekit import api
 
 from citadel.agents.voice.conversation import participant_metadata
 from citadel.errors import CitadelError
@@ -50,7 +50,20 @@ def ensure_configured(settings: Settings) -> tuple[str, str]:
     return settings.livekit_api_key, settings.livekit_api_secret.get_secret_value()
 
 
+@functools.cache
+def missing_extra() -> str | None:
+    """Why tokens cannot be minted here (the voice extra is not installed), or None. LiveKit's API
+    package (about 15 MB) is imported by the first token, not with the app."""
+    try:
+        found = importlib.util.find_spec("livekit.api")
+    except ImportError as error:
+        return str(error)
+    return None if found is not None else "No module named 'livekit.api'"
+
+
 def mint_token(settings: Settings, *, user_id: str, thread_id: str, graph: str, name: str | None = None) -> VoiceToken:
+    from livekit import api
+
     key, secret = ensure_configured(settings)
     room = room_name(settings, thread_id)
     ttl = timedelta(seconds=settings.voice_token_ttl)
