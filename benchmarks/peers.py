@@ -8,9 +8,10 @@ what is measured) and the same client workload, through the official `langgraph-
 The peers are installed by this script into throwaway environments under ~/.cache/citadel/peers (uv's
 cache makes later runs quick); their code is never part of Citadel.
 
-Rows: `runs.wait` with 1, 8 and 32 concurrent clients (runs/s, p50 / p95 latency), the time to the
-first event of `runs.stream`, a background run created then joined, and the peak RSS of the server's
-process tree over the whole workload.
+Rows: three workloads, each with 1, 8 and 32 concurrent clients (runs/s, p50 / p95 latency of a
+run): a stateless `runs.wait`; a stateless `runs.stream` read to its end; a background run on a new
+thread (`threads.create`, `runs.create`, `runs.join`). Then the time to the first event of
+`runs.stream` (one client) and the peak RSS of the server's process tree over the whole workload.
 
     python -m benchmarks.peers [--runs 64] [--only citadel-sqlite,langgraph-dev]
     (PostgreSQL: CITADEL_TEST_DATABASE_URL, default postgresql://postgres@127.0.0.1:5432/test)
@@ -50,17 +51,19 @@ INPUT = {"messages": [{"role": "user", "content": "ping"}]}
 CLIENTS = (1, 8, 32)
 
 
+WORKLOADS = ("wait", "stream", "create + join")
+
+
 @dataclass
 class Row:
     name: str
-    wait: dict[int, tuple[float, float, float]] = field(default_factory=dict)
-    """clients → (runs/s, p50 ms, p95 ms)"""
+    levels: dict[tuple[str, int], tuple[float, float, float]] = field(default_factory=dict)
+    """(workload, clients) → (runs/s, p50 ms, p95 ms)"""
     first_event_ms: float = 0.0
-    background_ms: float = 0.0
+    """runs.stream, one client: the median time to the first event"""
     peak_rss_mb: float = 0.0
 
 
-# --- servers ----------------------------------------------------------------------------------------
 def interpreter(version: str) -> str:
     """A Python of this version already on the machine (pyenv's, say), else the version for uv to provide."""
     for found in sorted(Path("~/.pyenv/versions").expanduser().glob(f"{version}.*/bin/python{version}")):
@@ -199,17 +202,46 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-async def wait_level(client: Any, clients: int, total: int) -> tuple[float, float, float]:
-    """`total` stateless `runs.wait` calls, `clients` at a time: runs/s, p50 and p95 latency (ms)."""
+async def one_wait(client: Any) -> None:
+    answer: Any = await client.runs.wait(None, "echo", input=INPUT)
+    assert answer["messages"][-1]["content"] == "echo: ping", answer
+
+
+async def one_stream(client: Any, firsts: list[float] | None = None) -> None:
+    """A stateless run streamed to its end; `firsts` collects the time to its first event."""
+    started = time.perf_counter()
+    parts = []
+    async for part in client.runs.stream(None, "echo", input=INPUT, stream_mode="values"):
+        if firsts is not None and not parts:
+            firsts.append(time.perf_counter() - started)
+        parts.append(part)
+    values = [p.data for p in parts if p.event == "values"]
+    assert values, parts
+    assert values[-1]["messages"][-1]["content"] == "echo: ping", parts
+
+
+async def one_create_join(client: Any) -> None:
+    """A background run on a new thread, created, then joined."""
+    thread = await client.threads.create()
+    run = await client.runs.create(thread["thread_id"], "echo", input=INPUT)
+    joined: Any = await client.runs.join(thread["thread_id"], run["run_id"])
+    assert joined["messages"][-1]["content"] == "echo: ping", joined
+
+
+ONE_RUN = {"wait": one_wait, "stream": one_stream, "create + join": one_create_join}
+
+
+async def level(client: Any, workload: str, clients: int, total: int) -> tuple[float, float, float]:
+    """`total` runs of `workload`, `clients` at a time: runs/s, p50 and p95 latency (ms)."""
     latencies: list[float] = []
     left = iter(range(total))
+    one_run = ONE_RUN[workload]
 
     async def one_client() -> None:
         for _ in left:
             started = time.perf_counter()
-            answer: Any = await client.runs.wait(None, "echo", input=INPUT)
+            await one_run(client)
             latencies.append(time.perf_counter() - started)
-            assert answer["messages"][-1]["content"] == "echo: ping", answer
 
     started = time.perf_counter()
     await asyncio.gather(*(one_client() for _ in range(clients)))
@@ -220,25 +252,15 @@ async def wait_level(client: Any, clients: int, total: int) -> tuple[float, floa
 async def measure(name: str, url: str, runs: int) -> Row:
     row = Row(name)
     async with get_client(url=url, timeout=120) as client:
-        for _ in range(3):  # warm up
-            await client.runs.wait(None, "echo", input=INPUT)
-        for clients in CLIENTS:
-            row.wait[clients] = await wait_level(client, clients, max(runs, clients * 2))
-        firsts = []
+        for one_run in ONE_RUN.values():  # warm up
+            await one_run(client)
+        for workload in WORKLOADS:
+            for clients in CLIENTS:
+                row.levels[workload, clients] = await level(client, workload, clients, max(runs, clients * 2))
+        firsts: list[float] = []
         for _ in range(max(5, runs // 8)):
-            started = time.perf_counter()
-            async for _part in client.runs.stream(None, "echo", input=INPUT):
-                firsts.append(time.perf_counter() - started)
-                break
+            await one_stream(client, firsts)
         row.first_event_ms = statistics.median(firsts) * 1000
-        backgrounds = []
-        for _ in range(max(5, runs // 8)):
-            started = time.perf_counter()
-            thread = await client.threads.create()
-            run = await client.runs.create(thread["thread_id"], "echo", input=INPUT)
-            await client.runs.join(thread["thread_id"], run["run_id"])
-            backgrounds.append(time.perf_counter() - started)
-        row.background_ms = statistics.median(backgrounds) * 1000
     return row
 
 
@@ -255,19 +277,17 @@ def run_one(name: str, runs: int) -> Row | str:
 def table(rows: list[Row]) -> str:
     header = ["row", *(row.name for row in rows)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for clients in CLIENTS:
-        lines.append(
-            f"| runs.wait, {clients} client{'s' if clients > 1 else ''}: runs/s (p50 / p95 ms) | "
-            + " | ".join(
-                f"{r.wait[clients][0]:.1f} ({r.wait[clients][1]:.0f} / {r.wait[clients][2]:.0f})" for r in rows
-            )
-            + " |"
-        )
+    for workload in WORKLOADS:
+        for clients in CLIENTS:
+            cells = (f"{r.levels[workload, clients][0]:.1f} ({r.levels[workload, clients][1]:.0f} / "
+                     f"{r.levels[workload, clients][2]:.0f})" for r in rows)  # fmt: skip
+            label = f"runs.{workload}" if workload != "create + join" else "runs.create + runs.join (new thread)"
+            lines.append(f"| {label}, {clients} client{'s' if clients > 1 else ''}: runs/s (p50 / p95 ms) | "
+                         + " | ".join(cells) + " |")  # fmt: skip
     lines.append(
-        "| runs.stream: first event, ms (median) | " + " | ".join(f"{r.first_event_ms:.0f}" for r in rows) + " |"
-    )
-    lines.append(
-        "| background create + join, ms (median) | " + " | ".join(f"{r.background_ms:.0f}" for r in rows) + " |"
+        "| runs.stream: first event, ms (median, 1 client) | "
+        + " | ".join(f"{r.first_event_ms:.0f}" for r in rows)
+        + " |"
     )
     lines.append("| peak RSS, MB | " + " | ".join(f"{r.peak_rss_mb:.0f}" for r in rows) + " |")
     return "\n".join(lines)
@@ -275,7 +295,9 @@ def table(rows: list[Row]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=64, help="runs.wait calls per concurrency level (fewer = quicker)")
+    parser.add_argument(
+        "--runs", type=int, default=64, help="runs per workload and concurrency level (fewer = quicker)"
+    )
     parser.add_argument("--only", default=",".join(SERVERS), help="comma-separated: " + ", ".join(SERVERS))
     args = parser.parse_args()
     PEERS.mkdir(parents=True, exist_ok=True)
@@ -283,13 +305,18 @@ def main() -> None:
     rows = [r for r in results if isinstance(r, Row)]
     for problem in (r for r in results if isinstance(r, str)):
         print(f"skipped {problem}")
-    print(f"\n{args.runs} runs per concurrency level, graph examples/echo, run id {uuid.uuid4().hex[:8]}\n")
+    print(f"\n{args.runs} runs per workload and concurrency level, graph examples/echo, run id {uuid.uuid4().hex[:8]}\n")
     print(table(rows))
     citadel_rows = [r for r in rows if r.name.startswith("citadel")]
     for peer in (r for r in rows if not r.name.startswith("citadel")):
         for mine in citadel_rows:
-            ratios = ", ".join(f"{c}: {mine.wait[c][0] / peer.wait[c][0]:.2f}x" for c in CLIENTS)
-            print(f"{mine.name} / {peer.name} runs.wait throughput: {ratios}")
+            for workload in WORKLOADS:
+                ratios = ", ".join(
+                    f"{c}: {mine.levels[workload, c][0] / peer.levels[workload, c][0]:.2f}x "
+                    f"(p95 {mine.levels[workload, c][2] / peer.levels[workload, c][2]:.2f}x)"
+                    for c in CLIENTS
+                )
+                print(f"{mine.name} / {peer.name} {workload} runs/s by clients: {ratios}")
 
 
 if __name__ == "__main__":
