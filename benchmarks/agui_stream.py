@@ -34,7 +34,7 @@ from typing import Any
 
 import httpx
 import uvicorn
-from langchain_core.messages import AIMessageChunk
+from langchain_core.messages import AIMessage, AIMessageChunk
 
 from citadel.agents.tags import INTERNAL
 from citadel.runtime.app import create_app
@@ -132,7 +132,7 @@ async def rest_trial(client: httpx.AsyncClient, graph: str) -> Trial:
             if (
                 not trial.first_delta_ms
                 and isinstance(data, list)
-                and data[0].get("type") == "AIMessageChunk"
+                and data[0].get("type") in ("AIMessageChunk", "ai")  # a token, or an answer sent whole
                 and data[0].get("content")
                 and INTERNAL not in data[1].get("tags", [])
             ):
@@ -150,11 +150,20 @@ async def baseline_trial(graph: Any, graph_name: str) -> Trial:
         trial.events += 1
         if trial.events == 1:
             trial.first_event_ms = now
-        if mode == "messages" and not trial.first_delta_ms:
+        if trial.first_delta_ms:
+            continue
+        if mode == "messages":
             message, metadata = chunk
             if isinstance(message, AIMessageChunk) and message.text and INTERNAL not in metadata.get("tags", []):
                 trial.first_delta_ms = now
+        elif any(_answers(update) for update in chunk.values()):  # an answer a node returns whole
+            trial.first_delta_ms = now
     return trial
+
+
+def _answers(update: Any) -> bool:
+    messages = update.get("messages") if isinstance(update, dict) else None
+    return any(isinstance(m, AIMessage) and m.text for m in messages or [])
 
 
 def median(values: list[float]) -> float:
