@@ -96,6 +96,12 @@ async def _own_thread(store: AppStore, thread_id: str, identity: Identity, graph
     return thread
 
 
+def _retrieved(task: asyncio.Future[Any]) -> None:
+    """A read left unawaited (the request was refused first) fails quietly, not as an unretrieved error."""
+    if not task.cancelled():
+        task.exception()
+
+
 def _frontend_tools(input: RunAgentInput) -> list[dict[str, Any]]:
     return [
         {"name": tool.name, "description": tool.description, "parameters": tool.parameters or {"type": "object"}}
@@ -124,6 +130,7 @@ async def run_agent(
     # The thread's row and its checkpoint are read together; the state is used once the thread
     # turns out to be the caller's.
     state_read = asyncio.ensure_future(entry.graph.aget_state({"configurable": {"thread_id": input.thread_id}}))
+    state_read.add_done_callback(_retrieved)
     try:
         thread = await _own_thread(services.app_store, input.thread_id, identity, graph)
     except BaseException:
