@@ -10,12 +10,15 @@ a RUN_ERROR event (never a dropped connection) and the thread stays usable.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from ag_ui.core import RunAgentInput
 from fastapi import APIRouter, Request
 from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.middleware.gzip import GZipMiddleware
+from starlette.types import Receive, Scope, Send
 
 from citadel.core.dependencies import RegistryDep, RunsDep, ServicesDep
 from citadel.core.identity import Identity, IdentityDep
@@ -30,6 +33,18 @@ from citadel.ui_bridge.ui_state import ui_keys
 
 router = APIRouter(tags=["ag-ui"])
 SSE_HEADERS = {"Cache-Control": "no-cache, no-transform", "X-Accel-Buffering": "no"}
+GZIP_LEVEL = 6
+
+
+class EventStream(EventSourceResponse):
+    """An SSE response gzip-compressed when the client accepts gzip (browsers, Node's fetch and httpx
+    do, and decompress as they read). Starlette's GZip responder ends each body message with a
+    sync flush, so every event (and ping) leaves at once, as its own deflate block; the events'
+    repeated parts (types, message and tool-call ids) shrink to back-references."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        compress = GZipMiddleware(super().__call__, minimum_size=0, compresslevel=GZIP_LEVEL, exclude_content_types=())
+        await compress(scope, receive, send)
 
 
 def describe(entry: RegisteredGraph, request: Request) -> dict[str, Any]:
@@ -70,18 +85,21 @@ def _graph(registry: GraphRegistry, name: str) -> RegisteredGraph:
 
 async def _own_thread(store: AppStore, thread_id: str, identity: Identity, graph: str) -> Thread | None:
     """The caller's thread, None when no thread has that id yet; someone else's is 404, as if missing."""
-    check_thread_id(thread_id)  # one the tables cannot hold is refused here, not mid-stream
     try:
-        thread = await store.get_thread(thread_id, identity.user_id)
+        thread = await store.get_thread(thread_id, None)  # one read, whoever owns it
     except NotFound:
-        try:
-            await store.get_thread(thread_id, None)
-        except NotFound:
-            return None
-        raise NotFound(f"thread {thread_id} not found", param="threadId") from None
+        return None
+    if thread.owner != identity.user_id:
+        raise NotFound(f"thread {thread_id} not found", param="threadId")
     if thread.graph and thread.graph != graph:
         raise Conflict(f"thread {thread_id} belongs to graph {thread.graph!r}, not {graph!r}", param="threadId")
     return thread
+
+
+def _retrieved(task: asyncio.Future[Any]) -> None:
+    """A read left unawaited (the request was refused first) fails quietly, not as an unretrieved error."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _frontend_tools(input: RunAgentInput) -> list[dict[str, Any]]:
@@ -104,12 +122,21 @@ async def run_agent(
     runs: RunsDep,
     services: ServicesDep,
     identity: IdentityDep,
-) -> EventSourceResponse:
+) -> EventStream:
     """Run `graph` on the AG-UI `threadId` (a Citadel thread) and stream AG-UI events (SSE)."""
     entry = _graph(registry, graph)
     assert services.app_store is not None
-    thread = await _own_thread(services.app_store, input.thread_id, identity, graph)
-    snapshot = await entry.graph.aget_state({"configurable": {"thread_id": input.thread_id}})
+    check_thread_id(input.thread_id)  # one the tables cannot hold is refused here, not mid-stream
+    # The thread's row and its checkpoint are read together; the state is used once the thread
+    # turns out to be the caller's.
+    state_read = asyncio.ensure_future(entry.graph.aget_state({"configurable": {"thread_id": input.thread_id}}))
+    state_read.add_done_callback(_retrieved)
+    try:
+        thread = await _own_thread(services.app_store, input.thread_id, identity, graph)
+    except BaseException:
+        state_read.cancel()
+        raise
+    snapshot = await state_read
     plan = plan_run(entry.spec, input, snapshot.values or {})
     if plan.kind != "restore" and thread is not None and thread.status == "busy":
         raise Conflict(
@@ -140,4 +167,4 @@ async def run_agent(
             yield ServerSentEvent(data=encode(event), sep="\n")
 
     headers = dict(SSE_HEADERS)
-    return EventSourceResponse(frames(), headers=headers, ping=services.settings.agui_ping_seconds, sep="\n")
+    return EventStream(frames(), headers=headers, ping=services.settings.agui_ping_seconds, sep="\n")

@@ -4,21 +4,29 @@
   STATE_DELTA (an RFC 6902 JSON Patch against what the client already has: the state it sent with
   its run, then each state sent since), an unchanged state not at all, and a STATE_SNAPSHOT only
   when the client sent no state to patch (a restore always sends one).
-- Text: with `CITADEL_AGUI_TEXT_BATCH_MS` > 0, deltas that arrive within that many milliseconds of
-  the last one sent are joined into one TEXT_MESSAGE_CONTENT (a message's first delta always goes
-  at once, so the time to the first token is unchanged).
+- Text (`CITADEL_AGUI_TEXT_BATCH_MS`, the window): a message's first delta goes at once, and so
+  does a delta coming a window or more after the message's last one (a slow model streams token
+  by token); deltas coming sooner are held and joined, and go as one TEXT_MESSAGE_CONTENT when the
+  window ends (whether or not another event comes), or before any other event (the message's END
+  among them). 0 sends one TEXT_MESSAGE_CONTENT per token.
 - Encoding: `data: <json>` with camelCase keys, unset fields left out.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import copy
 import time
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import jsonpatch
 from ag_ui.core import BaseEvent, EventType, StateDeltaEvent, TextMessageContentEvent
+
+READ_AHEAD = 64
+"""Events the agent may run ahead of the wire while a text delta is held."""
 
 
 def encode(event: BaseEvent) -> str:
@@ -27,47 +35,93 @@ def encode(event: BaseEvent) -> str:
     return event.model_dump_json(by_alias=True)
 
 
+@dataclass
+class _End:
+    error: Exception | None = None
+
+
+async def _read(events: AsyncIterator[BaseEvent], queue: asyncio.Queue[BaseEvent | _End]) -> None:
+    try:
+        async for event in events:
+            await queue.put(event)
+    except Exception as error:  # handed to the reader of the queue, raised there
+        await queue.put(_End(error))
+    else:
+        await queue.put(_End())
+
+
 class LeanStream:
     def __init__(self, text_batch_ms: float = 0.0, client_state: Any = None) -> None:
         """`client_state`: the state the client sent with its run (what a delta may patch)."""
-        self._batch = text_batch_ms / 1000
+        self._window = text_batch_ms / 1000
         self._state: Any = copy.deepcopy(client_state) if isinstance(client_state, dict) else None
-        self._pending: TextMessageContentEvent | None = None
-        self._started: set[str] = set()
-        self._last_sent = 0.0
+        self._held: TextMessageContentEvent | None = None
+        self._due = 0.0
+        """When the held delta goes out: its message's last delta sent, plus the window."""
+        self._last_sent: dict[str, float] = {}
 
     async def __call__(self, events: AsyncIterator[BaseEvent]) -> AsyncIterator[BaseEvent]:
-        async for event in events:
-            if event.type == EventType.TEXT_MESSAGE_CONTENT and self._batch > 0:
-                for ready in self._text(event):  # type: ignore[arg-type]
+        if self._window <= 0:
+            async for event in events:
+                for ready in self._lean(event):
                     yield ready
-                continue
-            if self._pending is not None:
-                yield self._pending
-                self._pending = None
-            lean = self._lean_state(event)
-            if lean is not None:
-                yield lean
-        if self._pending is not None:
-            yield self._pending
+            return
+        # The agent runs in a task of its own, so that a held delta goes out when its window ends
+        # even while the agent has nothing new.
+        queue: asyncio.Queue[BaseEvent | _End] = asyncio.Queue(READ_AHEAD)
+        reader = asyncio.create_task(_read(events, queue))
+        try:
+            while True:
+                if self._held is None:
+                    item = await queue.get()
+                else:
+                    try:
+                        item = await asyncio.wait_for(queue.get(), max(0.0, self._due - time.monotonic()))
+                    except TimeoutError:  # the window ended with nothing new: the held delta goes
+                        yield self._release()
+                        continue
+                if isinstance(item, _End):
+                    if self._held is not None:
+                        yield self._release()
+                    if item.error is not None:
+                        raise item.error
+                    return
+                for ready in self._lean(item):
+                    yield ready
+        finally:
+            reader.cancel()  # the client went away: the agent stops (and with it the run)
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+
+    def _lean(self, event: BaseEvent) -> Iterator[BaseEvent]:
+        if event.type == EventType.TEXT_MESSAGE_CONTENT and self._window > 0:
+            yield from self._text(event)  # type: ignore[arg-type]
+            return
+        if self._held is not None:
+            yield self._release()
+        lean = self._lean_state(event)
+        if lean is not None:
+            yield lean
 
     def _text(self, event: TextMessageContentEvent) -> Iterator[TextMessageContentEvent]:
-        now = time.monotonic()
-        if self._pending is not None and self._pending.message_id != event.message_id:
-            yield self._pending
-            self._pending = None
-        if self._pending is None:
-            if event.message_id not in self._started or now - self._last_sent >= self._batch:
-                self._started.add(event.message_id)
-                self._last_sent = now
-                yield event
+        if self._held is not None:
+            if self._held.message_id == event.message_id:
+                self._held.delta += event.delta  # goes when the window ends
                 return
-            self._pending = event.model_copy()
+            yield self._release()
+        now = time.monotonic()
+        last = self._last_sent.get(event.message_id)
+        if last is None or now - last >= self._window:
+            self._last_sent[event.message_id] = now
+            yield event
         else:
-            self._pending.delta += event.delta
-        if now - self._last_sent >= self._batch:
-            yield self._pending
-            self._pending, self._last_sent = None, now
+            self._held, self._due = event.model_copy(), last + self._window
+
+    def _release(self) -> TextMessageContentEvent:
+        held, self._held = self._held, None
+        assert held is not None
+        self._last_sent[held.message_id] = time.monotonic()
+        return held
 
     def _lean_state(self, event: BaseEvent) -> BaseEvent | None:
         if event.type == EventType.STATE_SNAPSHOT:

@@ -211,11 +211,12 @@ class Settings(BaseSettings):
         default=15.0, gt=0, description="Seconds between SSE keep-alive pings on an /agui/{graph} stream."
     )
     agui_text_batch_ms: float = Field(
-        default=0.0,
+        default=50.0,
         ge=0,
         le=1000,
-        description="Text deltas arriving within this many ms of the last one sent are sent together "
-        "(0 = one TEXT_MESSAGE_CONTENT per token); a message's first delta is always sent at once.",
+        description="A message's text deltas coming within this many ms of its last one sent are held and "
+        "sent together when the window ends (0 = one TEXT_MESSAGE_CONTENT per token); a message's first "
+        "delta, and one after a longer pause, is sent at once.",
     )
 
     # --- MCP (mcp_server/) --------------------------------------------------------------------

@@ -66,8 +66,16 @@ def _operation(op: Any) -> Any:
     return op.model_dump(mode="json", by_alias=True, exclude_unset=True) if hasattr(op, "model_dump") else op
 
 
-def post_run(client: httpx.Client, graph: str, body: dict[str, Any], *, stop_after: EventType | None = None) -> Stream:
-    with client.stream("POST", f"/agui/{graph}", json=body, headers={"accept": "text/event-stream"}) as response:
+def post_run(
+    client: httpx.Client,
+    graph: str,
+    body: dict[str, Any],
+    *,
+    stop_after: EventType | None = None,
+    headers: dict[str, str] | None = None,
+) -> Stream:
+    headers = {"accept": "text/event-stream", **(headers or {})}
+    with client.stream("POST", f"/agui/{graph}", json=body, headers=headers) as response:
         stream = Stream(response.status_code, response.headers)
         if response.status_code != 200:
             stream.body = response.read().decode()

@@ -130,6 +130,7 @@ def test_a_researched_answer_streams_with_its_search_card_and_state_deltas(clien
     assert stream.headers["content-type"].startswith("text/event-stream")
     assert stream.headers["x-accel-buffering"] == "no"
     assert "no-cache" in stream.headers["cache-control"]
+    assert stream.headers["content-encoding"] == "gzip", "httpx accepts gzip: the events are compressed"
     assert stream.comments, "keep-alive pings"
     assert all(c.startswith(": ping") for c in stream.comments)
 
@@ -165,7 +166,10 @@ def test_a_second_turn_on_the_thread_and_the_thread_over_rest(client: httpx.Clie
     first = post_run(client, "assistant", run_input(thread, [first_message]))
     assert_well_formed(first)
     (answer,) = first.of(EventType.TEXT_MESSAGE_START)
-    assert len(first.of(EventType.TEXT_MESSAGE_CONTENT)) > 1, "the generalist's answer streams token by token"
+    # With the default text window (CITADEL_AGUI_TEXT_BATCH_MS) the first delta goes at once and
+    # the following ones as they come, joined when they come within the window: the answer still
+    # streams, it is not sent whole.
+    assert len(first.of(EventType.TEXT_MESSAGE_CONTENT)) > 1, "the generalist's answer streams"
     history = [first_message, {"id": answer.message_id, "role": "assistant", "content": first.text(answer.message_id)}]
     # Echoed cards (display-only) must not enter the graph's state.
     card = first.of(EventType.TOOL_CALL_START)[0]
@@ -198,6 +202,16 @@ def test_a_second_turn_on_the_thread_and_the_thread_over_rest(client: httpx.Clie
     conversation = [m for m in snapshot.messages if not m.id.startswith("citadel-ui-")]
     assert [m.role for m in conversation] == ["user", "assistant"] * 3
     assert conversation[4].content == "Thanks!"
+
+
+def test_a_client_that_does_not_accept_gzip_gets_the_same_stream_uncompressed(client: httpx.Client) -> None:
+    plain = post_run(
+        client, "assistant", run_input(str(uuid.uuid4()), [user(HELLO)]), headers={"accept-encoding": "identity"}
+    )
+    assert_well_formed(plain)
+    assert "content-encoding" not in plain.headers
+    (answer,) = plain.of(EventType.TEXT_MESSAGE_START)
+    assert plain.text(answer.message_id).strip(), "the answer, uncompressed"
 
 
 def test_raw_events_only_when_asked(client: httpx.Client) -> None:
