@@ -305,7 +305,9 @@ def main() -> None:
     rows = [r for r in results if isinstance(r, Row)]
     for problem in (r for r in results if isinstance(r, str)):
         print(f"skipped {problem}")
-    print(f"\n{args.runs} runs per workload and concurrency level, graph examples/echo, run id {uuid.uuid4().hex[:8]}\n")
+    print(
+        f"\n{args.runs} runs per workload and concurrency level, graph examples/echo, run id {uuid.uuid4().hex[:8]}\n"
+    )
     print(table(rows))
     citadel_rows = [r for r in rows if r.name.startswith("citadel")]
     for peer in (r for r in rows if not r.name.startswith("citadel")):
