@@ -47,6 +47,9 @@ tea coffee silk paper glass copper salt maple bamboo penguins whales wolves foxe
 spiders ants moss ferns tulips rainbows thunder snowflakes caves islands harbours markets castles
 """
 TOPICS = tuple(_TOPIC_TEXT.split())
+HTTP_PATH = "HTTP /v1/chat/completions (stream)"
+TARGET_MS = 10.0
+"""Streaming first token through HTTP at most this much after the router's own, in-process."""
 
 
 def messages_for(index: int) -> list[BaseMessage]:
@@ -172,7 +175,7 @@ async def run_all(server: Server, args: argparse.Namespace) -> dict[str, Timing]
                         "direct (EmbeddedLLM.stream)": direct_path(llm, params),
                         "router, model=auto": router_path(router, params, AUTO),
                         f"router, model={MODEL_NAME}": router_path(router, params, MODEL_NAME),
-                        "HTTP /v1/chat/completions (stream)": http_path(client, params),
+                        HTTP_PATH: http_path(client, params),
                     }
                     return await _interleave(paths, args.repeats)
                 finally:
@@ -224,6 +227,13 @@ def main(argv: list[str] | None = None) -> int:
             f"{(first - base_first) * 1000:+8.1f} / {(total - base_total) * 1000:+6.1f} ms"
         )
     print(f"  ratios and overheads are against the first row ({base_name})")
+    routed = statistics.median(timings["router, model=auto"].first)
+    served = statistics.median(timings[HTTP_PATH].first)
+    verdict = "met" if served - routed <= TARGET_MS / 1000 else "MISSED"
+    print(
+        f"  HTTP first token vs the router in-process (model=auto): {(served - routed) * 1000:+.1f} ms"
+        f" — target ≤ +{TARGET_MS:.0f} ms: {verdict}"
+    )
     print("command: python -m benchmarks.router " + " ".join(sys.argv[1:]))
     return 0
 

@@ -6,15 +6,17 @@ MiniLM and SmolLM2), with the app tables and checkpoints on SQLite (the embedded
 PostgreSQL (`--database-url`, default this machine's test server; a fresh database, dropped after):
 - direct: `graph.astream(..., stream_mode="messages")` on a fresh thread, first non-internal token;
 - voice: `AgentSession.run(user_input=...)` on a fresh conversation, first chunk out of the agent's
-  `llm_node` — through LiveKit's pipeline, Citadel's LLM adapter and a running Citadel server's
-  thread/run API over HTTP (as the voice worker beside `citadel serve` does: run records, the thread's
-  busy flag, the run's events as SSE). The server has its own data directory (and, on PostgreSQL, the
-  same database), with the same models.
+  `llm_node` — through LiveKit's pipeline, Citadel's LLM adapter and a running `citadel serve` in a
+  process of its own, over its thread/run API (as the voice worker beside `citadel serve` does: run
+  records, the thread's busy flag, the run's events as SSE). The server has its own data directory
+  (and, on PostgreSQL, the same database), with the same models.
 Two turns: the generalist (one LLM call; its time is mostly the model's and varies with it) and the
 remember node (no LLM: the plumbing alone). Iterations alternate the two ways, after a warm-up.
 Target: voice overhead (median difference) ≤ 50 ms. "of it LiveKit" is LiveKit's pipeline alone (input →
-the agent's `llm_node` called); the rest is the run's durable bookkeeping (the run row, the thread's
-busy flag: database commits, which every face pays), HTTP and the adapter.
+the agent's `llm_node` called); the rest is the run's durable bookkeeping (the run accepted, then
+claimed by the server's executor: two database commits before the graph starts, which every face
+pays), HTTP and the adapter. The server runs in a process of its own, as it does beside a voice
+worker: in a thread of the benchmark's process it would share its GIL and its log handlers.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from typing import Any
 
 from livekit.agents import Agent, FlushSentinel, ModelSettings, llm
 
+from benchmarks._server import citadel_serve
 from benchmarks.checkpoints import fresh_postgres
 from citadel.agents.tags import INTERNAL
 from citadel.agents.voice.agent import VoiceAgent, build_session
@@ -38,8 +41,8 @@ from citadel.agents.voice.conversation import Caller, open_conversation
 from citadel.agents.voice.server_api import ServerAPI
 from citadel.core.services import Core
 from citadel.runtime.core import open_core
+from citadel.runtime.logging_setup import configure_logging
 from citadel.settings import Settings
-from tests.live_server import LiveServer
 
 TURNS = {"generalist (LLM)": "Hi there! How are you doing?", "remember (no LLM)": "Remember that my cat is Tom."}
 TARGET_MS = 50.0
@@ -111,8 +114,10 @@ def p(values: list[float], q: float) -> float:
 
 async def bench(settings: Settings, backend: str, runs: int) -> float:
     worst = 0.0
-    served = settings.model_copy(update={"data_dir": settings.data_dir / "server"})
-    with LiveServer.start(served, 300) as server:
+    env = {"CITADEL_LLM_MAX_TOKENS": str(settings.llm_max_tokens)}
+    if settings.database_url:
+        env["CITADEL_DATABASE_URL"] = settings.database_url
+    with citadel_serve(env, timeout=300) as server:
         api = ServerAPI(server.url)
         async with open_core(settings) as runtime:
             for label, text in TURNS.items():
@@ -133,6 +138,7 @@ async def main() -> None:
     parser.add_argument("--runs", type=int, default=15, help="Measured turns per way and turn kind.")
     parser.add_argument("--database-url", default="postgresql://postgres@127.0.0.1:5432/test")
     args = parser.parse_args()
+    configure_logging("warning")  # as `citadel voice` does (httpx quiet), and no log line per direct turn
     print("command: python -m benchmarks.voice_overhead")
     print(f"\n== user input → first answer token, text mode, {args.runs} turns each (ms) ==")
     print(f"{'backend':<11}{'turn':<20}{'direct p50':>11}{'voice p50':>11}{'direct p95':>11}{'voice p95':>11}", end="")

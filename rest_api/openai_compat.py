@@ -182,20 +182,25 @@ async def chat_completions(body: ChatRequest, services: ServicesDep) -> Response
         )
 
     async def events() -> AsyncIterator[str]:
-        yield frame({"role": "assistant", "content": ""})
+        # The role rides with the first token (already produced: the router waits for it to choose a
+        # backend), so the client's first read holds text, not an empty role frame.
+        role: dict[str, Any] = {"role": "assistant"}
         finish = "stop"
         try:
             async for chunk in stream:
                 finish = (
                     chunk.response_metadata.get("finish_reason") or chunk.response_metadata.get("done_reason") or finish
                 )
-                if chunk.text:
-                    yield frame({"content": chunk.text})
+                if chunk.text or role:
+                    yield frame({**role, "content": chunk.text})
+                    role = {}
         except CitadelError as error:
             yield json.dumps(error_body(error.message, error.code, error.code))
             return
         finally:
             await stream.aclose()
+        if role:  # a stream without a single chunk
+            yield frame({**role, "content": ""})
         yield frame({}, _finish(finish))
         yield "[DONE]"
 

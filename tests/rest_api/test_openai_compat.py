@@ -61,6 +61,9 @@ def test_chat_completion_streams(client: openai.OpenAI) -> None:
     text = "".join(c.choices[0].delta.content or "" for c in chunks)
     assert len(chunks) >= 3
     assert text.strip()
+    first = chunks[0].choices[0].delta
+    assert first.role == "assistant"
+    assert first.content  # the first token rides with the role
     assert chunks[-1].choices[0].finish_reason in ("stop", "length")
 
 
