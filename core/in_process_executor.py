@@ -3,9 +3,10 @@
 Each task holds a lease on its run and renews it; a recovery loop takes over runs whose lease lapsed
 (this process restarted after a crash, or another replica on the same database died). A run still
 `pending` is left alone for a lease's length first: the process that accepted it is about to start
-it. While a store the run needs is unreachable (a database restart), the task waits and tries again,
-resuming from the last checkpoint once the store is back: a short outage delays runs, it does not
-fail them.
+it. A run this process accepts is written already claimed by it (the lease taken in the accepting
+transaction), and its task starts without claiming it again. While a store the run needs is
+unreachable (a database restart), the task waits and tries again, resuming from the last checkpoint
+once the store is back: a short outage delays runs, it does not fail them.
 """
 
 from __future__ import annotations
@@ -13,9 +14,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from datetime import timedelta
 
 from citadel.core.run_execution import Claim, execute_run
 from citadel.core.runs import RunManager
+from citadel.memory.app_store import Run, now
 from citadel.memory.store_errors import is_outage
 
 log = logging.getLogger(__name__)
@@ -32,19 +36,36 @@ class InProcessExecutor:
         self._recovery: asyncio.Task[None] | None = None
         lease = manager.settings.run_lease_seconds
         self._claim = Claim(owner=manager.worker_id, beat_seconds=lease / 3)
+        self._claimed: dict[str, tuple[Run, float]] = {}
+        """Runs written claimed by this process, not yet started: run id → (run, start it by)."""
+
+    def claim_on_accept(self, run: Run) -> None:
+        """Write `run` claimed by this process; the first `submit` of it starts it without claiming
+        it again, provided that comes within a beat (before then no one else may take it over)."""
+        lease = self._manager.settings.run_lease_seconds
+        stamp = now()
+        run.status, run.attempt, run.started_at = "running", run.attempt + 1, stamp
+        run.lease_owner, run.lease_expires_at = self._claim.owner, stamp + timedelta(seconds=lease)
+        moment = time.monotonic()
+        for stale in [key for key, (_, by) in self._claimed.items() if by < moment]:  # refused, or never launched
+            del self._claimed[stale]
+        self._claimed[run.run_id] = (run, moment + self._claim.beat_seconds)
 
     async def submit(self, run_id: str) -> None:
         if run_id in self._tasks:
             return
-        task = asyncio.create_task(self._execute(run_id), name=f"run:{run_id}")
+        claimed, by = self._claimed.pop(run_id, (None, 0.0))
+        task = asyncio.create_task(
+            self._execute(run_id, claimed if by > time.monotonic() else None), name=f"run:{run_id}"
+        )
         self._tasks[run_id] = task
         task.add_done_callback(lambda _: self._tasks.pop(run_id, None))
 
-    async def _execute(self, run_id: str) -> None:
+    async def _execute(self, run_id: str, claimed: Run | None) -> None:
         delay = RETRY_FIRST_SECONDS
         while True:
             try:
-                await execute_run(self._manager, run_id, self._claim)
+                await execute_run(self._manager, run_id, self._claim, claimed=claimed)
                 return
             except Exception as error:
                 if not is_outage(error):
@@ -56,8 +77,10 @@ class InProcessExecutor:
                 )  # fmt: skip
             await asyncio.sleep(delay)
             delay = min(delay * 2, RETRY_MAX_SECONDS)
+            claimed = None  # a later try claims it again (the lease may have lapsed meanwhile)
 
     async def cancel(self, run_id: str, previous: str) -> bool:
+        self._claimed.pop(run_id, None)  # cancelled before it started: it must not start
         task = self._tasks.get(run_id)
         if task is None:
             return False

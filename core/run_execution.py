@@ -60,12 +60,14 @@ class Claim:
     """Called at every beat (a Temporal activity's heartbeat)."""
 
 
-async def execute_run(manager: RunManager, run_id: str, claim: Claim) -> str | None:
+async def execute_run(manager: RunManager, run_id: str, claim: Claim, *, claimed: Run | None = None) -> str | None:
     """One attempt at a run; its final status, or None when there was nothing to do here (it is over,
-    or held by another process)."""
+    or held by another process). `claimed`: the run as this process accepted it, already claimed."""
     events = manager.event_log
     events.open(run_id)
-    run = await manager.store.claim_run(run_id, claim.owner, manager.settings.run_lease_seconds, attempt=claim.attempt)
+    run = claimed or await manager.store.claim_run(
+        run_id, claim.owner, manager.settings.run_lease_seconds, attempt=claim.attempt
+    )
     if run is None:
         await _not_claimed(manager, run_id)
         return None

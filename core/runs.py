@@ -63,6 +63,11 @@ class RunRequest:
 class RunExecutor(Protocol):
     """Where accepted runs execute; the binding chooses (in-process tasks, or Temporal workers)."""
 
+    def claim_on_accept(self, run: Run) -> None:
+        """Called before `run` is accepted: an executor that will start it in this process at once
+        writes it already claimed (one transaction fewer before its first event); others leave it."""
+        ...
+
     async def submit(self, run_id: str) -> None: ...
 
     async def cancel(self, run_id: str, previous: str) -> bool:
@@ -141,6 +146,8 @@ class RunManager:
             },
             metadata=request.metadata,
         )
+        if self.executor is not None:
+            self.executor.claim_on_accept(run)
         # One transaction: the thread (made for a stateless run), claimed busy, and the run's row.
         thread = await self.store.accept_run(
             run,

@@ -24,6 +24,7 @@ from temporalio.service import RPCError
 from citadel.core.run_events import RunEnd
 from citadel.core.run_workflow import WORKFLOW
 from citadel.core.runs import RunManager
+from citadel.memory.app_store import Run
 from citadel.memory.store_errors import is_outage
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,9 @@ class TemporalExecutor:
         self._client = client
         self._settings = manager.settings
         self._reconciler: asyncio.Task[None] | None = None
+
+    def claim_on_accept(self, run: Run) -> None:
+        """Left pending: a worker claims it, fenced by the attempt Temporal gives it."""
 
     async def submit(self, run_id: str) -> None:
         try:

@@ -95,6 +95,34 @@ async def test_a_run_recovery_took_up_right_after_it_was_accepted_is_followed_to
         assert late_events == []  # nothing to replay, and no wait on a channel nobody closes
 
 
+async def test_a_run_is_accepted_claimed_by_the_process_that_runs_it(make_settings: Any) -> None:
+    async with run_manager(make_settings()) as runs:
+        run = await stateful(runs, 0)
+        stored = await runs.store.get_run(run.run_id)
+        # Written claimed in the accepting transaction: no second transaction before it starts.
+        assert (stored.status, stored.lease_owner, stored.attempt) == ("running", runs.worker_id, 1)
+        await runs.launch(run)
+        async with asyncio.timeout(DEADLINE):
+            end = await runs.wait(run)
+        assert end.status == "success"
+        assert (await runs.store.get_run(run.run_id)).attempt == 1
+
+
+async def test_a_run_cancelled_between_its_acceptance_and_launch_never_starts(make_settings: Any) -> None:
+    async with run_manager(make_settings()) as runs:
+        run = await stateful(runs, 0)
+        await runs.cancel(run)
+        await runs.launch(run)
+        async with asyncio.timeout(DEADLINE):
+            end = await runs.wait(run)
+            await until(lambda: not runs.executor._tasks)  # type: ignore[union-attr]
+        assert (end.status, end.error) == ("interrupted", "cancelled")
+        graph = runs.registry.get("slow_steps").graph
+        state = await graph.aget_state({"configurable": {"thread_id": run.thread_id}})
+        assert not state.values  # no step ran
+        assert (await runs.store.get_run(run.run_id)).status == "interrupted"
+
+
 async def test_many_concurrent_runs_are_each_answered_and_their_logs_let_go(make_settings: Any) -> None:
     # A lease of 1 s: the recovery loop passes every half second, among the requests.
     settings = make_settings(run_lease_seconds=1)
