@@ -3,13 +3,17 @@
 (a) baseline: `MiniLM.encode` in this process on batches of short texts;
 (b) `/v1/embeddings` with 32 concurrent clients, one distinct short text per request (the server's
     micro-batcher has to gather them into model batches); ratio (b)/(a), target >= 0.9;
+(b') the same with 16 texts per request;
 (c) the same with texts the server has already embedded (cache hits: the HTTP path alone);
 (d) latency percentiles at half of (b)'s rate, open loop (requests sent on a fixed schedule).
 
-(a) and (b) alternate over a few rounds and the medians are compared, so a noisy neighbour hurts
-both alike. The load generator (httpx, one client and connection per simulated user) runs in this
-process and the server in a child process: they share the machine's cores, so the CPU time each
-used per text is printed too; it is steadier than throughput on a busy machine.
+(a), (b) and (c) alternate over a few rounds and the medians are compared, so a noisy neighbour
+hurts them alike. The load generator of (b), (b') and (c) is Debian's `wrk` (installed with apt when
+missing), one thread, with `embeddings.lua` building the request bodies: a C program, it takes about
+0.1-0.3 ms of CPU a request from the cores the server uses (httpx in this process took 0.46 ms).
+(d) needs requests on a schedule, which wrk does not send: httpx in this process. The server runs in
+a child process; the CPU time each side used per text is printed too: it is steadier than
+throughput on a busy machine. (c) is also given per server CPU-second (hits a core can serve).
 
     python -m benchmarks.embeddings [--rounds 3] [--seconds 4] [--concurrency 32]
 """
