@@ -13,6 +13,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
+import orjson
 from fastapi import APIRouter, Response
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 from pydantic import BaseModel, ConfigDict, Field
@@ -50,17 +51,18 @@ async def create_embeddings(body: EmbeddingRequest, services: ServicesDep) -> Re
             f"{model.name} makes {model.dims}-dimensional vectors; dimensions={body.dimensions}", param="dimensions"
         )
     result = await services.embeddings.embed(texts, model.name, allow_fallback=body.allow_fallback)  # type: ignore[arg-type]
+    rows: list[Any]
     if body.encoding_format == "base64":
-        encoded: list[Any] = [base64.b64encode(row.tobytes()).decode() for row in result.vectors]
+        rows = [base64.b64encode(row.tobytes()).decode() for row in result.vectors]
     else:
-        encoded = result.vectors.tolist()
+        rows = list(result.vectors)  # float32 rows, written by orjson as the shortest decimal each float32 has
     payload = {
         "object": "list",
-        "data": [{"object": "embedding", "index": i, "embedding": e} for i, e in enumerate(encoded)],
+        "data": [{"object": "embedding", "index": i, "embedding": row} for i, row in enumerate(rows)],
         "model": result.model,
         "usage": {"prompt_tokens": result.tokens, "total_tokens": result.tokens},
     }
-    return Response(json.dumps(payload, separators=(",", ":")), media_type="application/json")
+    return Response(orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json")
 
 
 # --- chat -------------------------------------------------------------------------------------

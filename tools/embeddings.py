@@ -12,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import cast
 
 import httpx
 import numpy as np
@@ -29,6 +31,8 @@ from citadel.tools.embedding_models import EMBEDDING_MODELS, EmbeddingModel
 from citadel.tools.minilm import MiniLM
 
 log = logging.getLogger(__name__)
+_CACHE_HITS = metrics.EMBED_CACHE.labels("hit")
+_CACHE_MISSES = metrics.EMBED_CACHE.labels("miss")
 
 Closer = Callable[[], Awaitable[None]]
 
@@ -54,7 +58,9 @@ class _Provider:
 
     The breaker sees each model call once, however many callers' texts the batch carried."""
 
-    def __init__(self, name: str, embed: EmbedBatch, settings: Settings, aclose: Closer | None = None) -> None:
+    def __init__(
+        self, name: str, embed: EmbedBatch, settings: Settings, aclose: Closer | None = None, parallel: int = 1
+    ) -> None:
         self.name = name
         self.breaker = CircuitBreaker(
             name,
@@ -68,6 +74,7 @@ class _Provider:
             self._guarded,
             max_batch=settings.embedding_batch_size,
             max_wait=settings.embedding_batch_wait_ms / 1000,
+            parallel=parallel,
         )
         self._aclose = aclose
 
@@ -132,8 +139,10 @@ class EmbeddingService:
         self._providers: dict[str, list[_Provider]] = {}
 
     async def start(self) -> None:
-        """Load the embedded model and build each configured model's providers."""
-        self._minilm = await asyncio.to_thread(MiniLM, self._settings.embedding_threads)
+        """Load the embedded model and build each configured model's providers. The embedded model
+        runs `embedding_threads` batches at once (one per core by default), each on one thread."""
+        self._minilm = await asyncio.to_thread(MiniLM, 1)
+        parallel = self._settings.embedding_threads or os.cpu_count() or 1
         minilm = self._minilm
 
         async def embed_locally(texts: list[str]) -> np.ndarray:
@@ -146,7 +155,7 @@ class EmbeddingService:
                 self._providers.setdefault(name, []).append(_Provider(backend, embed, self._settings, aclose))
         # The embedded model serves all-minilm, last in line behind any Ollama server of the same model.
         self._providers.setdefault("all-minilm", []).append(
-            _Provider("embedded:all-minilm", embed_locally, self._settings)
+            _Provider("embedded:all-minilm", embed_locally, self._settings, parallel=parallel)
         )
         if self._settings.embedding_model not in self._providers:
             raise ValueError(
@@ -203,8 +212,8 @@ class EmbeddingService:
         keep = model.max_tokens - 1  # [SEP] comes after the last kept token
         return text[: encoding.offsets[keep - 1][1]]
 
-    async def validate(self, texts: list[str], model: EmbeddingModel) -> int:
-        """Raise InvalidRequest naming the first text that cannot be embedded; return the token total."""
+    def _check_inputs(self, texts: list[str]) -> None:
+        """Raise InvalidRequest if the list is empty or too long, or a text is empty."""
         if not texts:
             raise InvalidRequest("input must contain at least one text", param="input")
         if len(texts) > self._settings.embedding_max_inputs:
@@ -215,23 +224,35 @@ class EmbeddingService:
         for index, text in enumerate(texts):
             if not isinstance(text, str) or not text.strip():
                 raise InvalidRequest(f"input[{index}] is empty", param="input")
-        if sum(len(text) for text in texts) > INLINE_TOKENIZE_CHARS:  # seconds for megabytes: not on the event loop
-            counts = await asyncio.to_thread(self.count_tokens, texts)
-        else:
-            counts = self.count_tokens(texts)
-        for index, count in enumerate(counts):
+
+    async def _count(self, texts: list[str], counts: list[int | None], model: EmbeddingModel) -> int:
+        """Fill in the token counts not yet known (tokenising those texts), raise InvalidRequest
+        naming the first text too long for `model`, and return the total."""
+        unknown = [index for index, count in enumerate(counts) if count is None]
+        if unknown:
+            pending = [texts[index] for index in unknown]
+            if sum(len(text) for text in pending) > INLINE_TOKENIZE_CHARS:  # seconds for megabytes: off the loop
+                found = await asyncio.to_thread(self.count_tokens, pending)
+            else:
+                found = self.count_tokens(pending)
+            for index, count in zip(unknown, found, strict=True):
+                counts[index] = count
+        known = cast("list[int]", counts)
+        for index, count in enumerate(known):
             if count > model.max_tokens:
                 raise InvalidRequest(
                     f"input[{index}] has {count} tokens; {model.name} takes at most {model.max_tokens}", param="input"
                 )
-        return sum(counts)
+        return sum(known)
 
     async def embed(
         self, texts: list[str], model: str | None = None, *, allow_fallback: bool = False, cache: bool = True
     ) -> Embeddings:
-        """`cache=False` embeds afresh (and leaves the cache as it is)."""
+        """`cache=False` embeds afresh (and leaves the cache as it is). Texts are checked against the
+        model's limits before any is embedded; a cached text's token count comes from the cache."""
         spec = self.model(model)
-        tokens = await self.validate(texts, spec)
+        self._check_inputs(texts)
+        counts: list[int | None] = [None] * len(texts)
         chain = [spec.name]
         if allow_fallback:
             chain += [m for m in self._settings.embedding_fallbacks.get(spec.name, []) if m in self._providers]
@@ -239,8 +260,9 @@ class EmbeddingService:
         for name in chain:
             try:
                 if cache:
-                    vectors, cached = await self._embed_cached(texts, name)
+                    vectors, tokens, cached = await self._embed_cached(texts, name, counts, spec)
                 else:
+                    tokens = await self._count(texts, counts, spec)
                     vectors, cached = await self._embed_uncached(texts, name), 0
             except Unavailable as error:
                 last_error = error
@@ -251,30 +273,38 @@ class EmbeddingService:
         assert last_error is not None
         raise last_error
 
-    async def _embed_cached(self, texts: list[str], model: str) -> tuple[np.ndarray, int]:
+    async def _embed_cached(
+        self, texts: list[str], model: str, counts: list[int | None], spec: EmbeddingModel
+    ) -> tuple[np.ndarray, int, int]:
+        """(vectors, tokens, texts found in the cache). An entry holds the vector's float32 bytes then
+        the text's token count (uint32), so a hit needs no tokenising; any other length is a miss."""
         keys = [f"emb:{model}:{hashlib.blake2b(t.encode(), digest_size=16).hexdigest()}" for t in texts]
         found = await self._cache.get_many(keys)
         dims = EMBEDDING_MODELS[model].dims
         vectors = np.empty((len(texts), dims), dtype=np.float32)
         missing: dict[str, list[int]] = {}
         for index, blob in enumerate(found):
-            if blob is not None and len(blob) == dims * 4:
-                vectors[index] = np.frombuffer(blob, dtype=np.float32)
+            if blob is not None and len(blob) == dims * 4 + 4:
+                vectors[index] = np.frombuffer(blob, dtype=np.float32, count=dims)
+                counts[index] = int.from_bytes(blob[-4:], "little")
             else:
                 missing.setdefault(texts[index], []).append(index)
+        tokens = await self._count(texts, counts, spec)
         cached = len(texts) - sum(len(rows) for rows in missing.values())
-        metrics.EMBED_CACHE.labels("hit").inc(cached)
-        metrics.EMBED_CACHE.labels("miss").inc(len(texts) - cached)
+        _CACHE_HITS.inc(cached)
         if missing:
+            _CACHE_MISSES.inc(len(texts) - cached)
             unique = list(missing)
             fresh = await self._embed_uncached(unique, model)
             store: dict[str, bytes] = {}
             for text, vector in zip(unique, fresh, strict=True):
                 rows = missing[text]
                 vectors[rows] = vector
-                store[keys[rows[0]]] = vector.astype(np.float32).tobytes()
+                count = counts[rows[0]]
+                assert count is not None
+                store[keys[rows[0]]] = vector.astype(np.float32).tobytes() + count.to_bytes(4, "little")
             await self._cache.set_many(store)
-        return vectors, cached
+        return vectors, tokens, cached
 
     async def _embed_uncached(self, texts: list[str], model: str) -> np.ndarray:
         errors: list[str] = []

@@ -28,6 +28,8 @@ async def test_repeat_texts_come_from_the_cache(make_settings: Any, redis_url: s
         second = await services.embeddings.embed(["beta text", "alpha text", "gamma text"])
         assert second.cached == 2
         assert np.allclose(second.vectors[0], first.vectors[1], atol=1e-6)
+        # A hit's token count comes from the cache, not the tokenizer: the usage is the same.
+        assert second.tokens == sum(services.embeddings.count_tokens(["beta text", "alpha text", "gamma text"]))
     if backend == "redis":
         client = redis.from_url(redis_url)
         keys = await client.keys("emb:all-minilm:*")
@@ -35,6 +37,33 @@ async def test_repeat_texts_come_from_the_cache(make_settings: Any, redis_url: s
         await client.aclose()
         assert len(keys) == 3
         assert ttl > 0
+
+
+async def test_cache_entries_of_another_shape_are_misses(make_settings: Any, redis_url: str) -> None:
+    """An entry written by an earlier version (the vector alone, no token count) is embedded afresh
+    and replaced, never read as a vector."""
+    client = redis.from_url(redis_url)
+    await client.flushdb()
+    async with open_services(make_settings(redis_url=redis_url), llm=False) as services:
+        fresh = await services.embeddings.embed(["delta text"])
+        (key,) = await client.keys("emb:all-minilm:*")
+        assert len(await client.get(key)) == 384 * 4 + 4  # float32 vector, then the uint32 token count
+        await client.set(key, np.zeros(384, dtype=np.float32).tobytes())
+        again = await services.embeddings.embed(["delta text"])
+        assert again.cached == 0
+        assert np.allclose(again.vectors, fresh.vectors, atol=1e-6)
+        assert len(await client.get(key)) == 384 * 4 + 4
+    await client.aclose()
+
+
+async def test_a_cached_text_is_still_held_to_the_model_limit(make_settings: Any) -> None:
+    long_text = "word " * 600  # 602 tokens: more than all-minilm takes (512)
+    async with open_services(make_settings(), llm=False) as services:
+        with pytest.raises(InvalidRequest, match=r"input\[1\] has 602 tokens"):
+            await services.embeddings.embed(["ok", long_text])
+        await services.embeddings.embed(["ok"])
+        with pytest.raises(InvalidRequest, match=r"input\[1\] has 602 tokens"):
+            await services.embeddings.embed(["ok", long_text])  # "ok" is now a hit, the long text still counted
 
 
 async def test_validation_names_the_problem(make_settings: Any) -> None:
