@@ -52,8 +52,8 @@ def create_app(settings: Settings | None = None, *, adjust_deps: DepsAdjuster | 
     )
     install_error_handlers(app)
     # The request pipeline (runtime/request_pipeline.py): CORS, auth, rate limits, input limits, the
-    # last-resort error answer, metrics and audit, in one pass. Routes added later are seen too.
-    app.add_middleware(RequestPipeline, settings=settings, routes=app.router.routes)
+    # last-resort error answer, metrics and audit, in one pass.
+    app.add_middleware(RequestPipeline, settings=settings)
     app.include_router(rest_routes.router)  # REST face (rest_api)
     app.include_router(voice_routes.router)  # voice face: POST /voice/token (agents/voice)
     app.include_router(agui_routes.router)  # AG-UI face (ui_bridge)

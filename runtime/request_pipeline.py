@@ -11,18 +11,17 @@ For each HTTP request, in order:
    the limit mid-stream: 413) and the connection kept; an error after the response started can only
    end it by closing the connection, so that one is raised on (after a complete response: logged).
 5. one send wrapper sees the status: the request is counted in the metrics by route template and
-   method, and recorded in the audit log (but `/health*` and `/metrics`), refusals included.
+   method ("refused" for a request answered before routing), and recorded in the audit log (but
+   `/health*` and `/metrics`), refusals included.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
 from typing import Any
 
 from starlette.middleware.cors import CORSMiddleware
-from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from citadel import metrics
@@ -36,16 +35,19 @@ from citadel.settings import Settings
 
 log = logging.getLogger(__name__)
 
+REFUSED = "refused"
+"""The route label of a request answered before routing (401, 403, 413, 429, ...): its status says why."""
 EXPOSED_HEADERS = ["Content-Location", "X-Citadel-Backend", "X-Citadel-Model", "X-Citadel-Route"]
 
 
 class _Response:
     """The send wrapper: what the app has sent so far."""
 
-    __slots__ = ("_send", "complete", "started", "status")
+    __slots__ = ("_send", "admitted", "complete", "started", "status")
 
     def __init__(self, send: Send) -> None:
         self._send = send
+        self.admitted = False  # passed auth, rate limit and input limits: handed to the app
         self.status = 500  # until a response starts: what an error or a silent app amounts to
         self.started = False
         self.complete = False
@@ -60,10 +62,8 @@ class _Response:
 
 
 class RequestPipeline:
-    def __init__(self, app: ASGIApp, *, settings: Settings, routes: Sequence[BaseRoute]) -> None:
-        """`routes`: the app's routes, to name the route template of a request refused before routing."""
+    def __init__(self, app: ASGIApp, *, settings: Settings) -> None:
         self.app = app
-        self._routes = routes
         self._auth = Authentication(settings)
         self._input_limits = InputLimits(
             max_body_bytes=settings.max_body_bytes, max_text_chars=settings.max_message_chars
@@ -94,13 +94,13 @@ class RequestPipeline:
         response = _Response(send)
         error: str | None = None
         try:
-            await self._admit(scope, state, headers, body.receive if body is not None else receive, response.send)
+            await self._admit(scope, state, headers, body.receive if body is not None else receive, response)
         except Exception as failure:
             error = type(failure).__name__
             await self._last_resort(failure, scope, receive, response)
         finally:
             elapsed = time.perf_counter() - started
-            self._count(scope, response.status, elapsed)
+            self._count(scope, response, elapsed)
             if body is not None and audit is not None:
                 record = audit_record(
                     scope, headers, status=response.status, latency_ms=round(elapsed * 1000, 2), error=error, body=body
@@ -108,9 +108,10 @@ class RequestPipeline:
                 audit.record(record)
 
     async def _admit(
-        self, scope: Scope, state: dict[str, Any], headers: dict[bytes, bytes], receive: Receive, send: Send
+        self, scope: Scope, state: dict[str, Any], headers: dict[bytes, bytes], receive: Receive, response: _Response
     ) -> None:
         """Auth, rate limit, input limits, in that order; then the app."""
+        send = response.send
         if not await self._auth.admit(scope, state, headers, send):
             return
         limiter: RateLimiter | None = state.get("limiter")
@@ -118,6 +119,7 @@ class RequestPipeline:
             return
         checked = await self._input_limits.admit(scope, headers, receive, send)
         if checked is not None:
+            response.admitted = True
             await self.app(scope, checked, send)
 
     async def _last_resort(self, failure: Exception, scope: Scope, receive: Receive, response: _Response) -> None:
@@ -131,9 +133,10 @@ class RequestPipeline:
             return
         await last_resort(failure, scope)(scope, receive, response.send)
 
-    def _count(self, scope: Scope, status: int, seconds: float) -> None:
+    def _count(self, scope: Scope, response: _Response, seconds: float) -> None:
         """Requests and latency by route template (not raw path, to bound label values)."""
-        template = getattr(scope.get("route"), "path", None) or self._template(scope)
+        status = response.status
+        template = getattr(scope.get("route"), "path", None) or ("unmatched" if response.admitted else REFUSED)
         key = (template, scope["method"], status)
         children = self._metric_children.get(key)
         if children is None:  # labels() takes a lock and checks its values: once per key
@@ -144,11 +147,3 @@ class RequestPipeline:
             self._metric_children[key] = children
         children[0].inc()
         children[1].observe(seconds)
-
-    def _template(self, scope: Scope) -> str:
-        """The template of the route a request refused before routing would have reached."""
-        for route in self._routes:
-            match, _ = route.matches(scope)
-            if match is Match.FULL:
-                return getattr(route, "path", None) or "unmatched"
-        return "unmatched"

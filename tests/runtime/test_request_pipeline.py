@@ -1,6 +1,6 @@
 """The request pipeline's own decisions, over real HTTP against the app: CORS only for requests that
 carry an Origin (preflights still answered, allowed and exposed headers still sent), and refusals
-counted in the metrics by their route's template and recorded in the audit log."""
+counted in the metrics (as "refused", with their status) and recorded in the audit log."""
 
 from __future__ import annotations
 
@@ -51,5 +51,5 @@ def test_refusals_are_counted_by_route_and_audited(live: LiveServer) -> None:
 
     assert too_large.status_code == 413
     assert "CITADEL_MAX_BODY_BYTES" in too_large.json()["error"]["message"]
-    assert 'citadel_http_requests_total{method="POST",route="/v1/embeddings",status="413"}' in metrics
+    assert 'citadel_http_requests_total{method="POST",route="refused",status="413"}' in metrics
     assert [(r["method"], r["path"], r["error"]) for r in records] == [("POST", "/v1/embeddings", "HTTP 413")]
