@@ -53,9 +53,10 @@ def create_app(settings: Settings | None = None, *, adjust_deps: DepsAdjuster | 
     install_error_handlers(app)
     # The request pipeline (runtime/request_pipeline.py): CORS, auth, rate limits, input limits, the
     # last-resort error answer, metrics and audit, in one pass.
-    app.add_middleware(RequestPipeline, settings=settings)
+    mcp_route = mcp_endpoint.route()
+    app.add_middleware(RequestPipeline, settings=settings, direct=[mcp_route])
     app.include_router(rest_routes.router)  # REST face (rest_api)
     app.include_router(voice_routes.router)  # voice face: POST /voice/token (agents/voice)
     app.include_router(agui_routes.router)  # AG-UI face (ui_bridge)
-    app.router.routes.insert(0, mcp_endpoint.route())  # MCP face (mcp_server), matched before the REST routes
+    app.router.routes.insert(0, mcp_route)  # MCP face (mcp_server): served by the pipeline, listed here too
     return app

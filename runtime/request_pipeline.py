@@ -6,7 +6,8 @@ For each HTTP request, in order:
    responses); a request without one, like every MCP or SDK client's, skips it.
 2. auth (`auth.Authentication`: 400/401/403/503), then the rate limit (`RateLimiter.admit`: 429 with
    `Retry-After`), then the input limits (`InputLimits`: 413): the first to refuse answers.
-3. the app, reading the body the input limits checked or count as it streams in.
+3. the app, reading the body the input limits checked or count as it streams in; the MCP endpoint
+   straight from here (`direct`), not through FastAPI's router.
 4. the last resort: an error no handler answered is answered (`http_errors.last_resort`; a body past
    the limit mid-stream: 413) and the connection kept; an error after the response started can only
    end it by closing the connection, so that one is raised on (after a complete response: logged).
@@ -19,9 +20,11 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from starlette.middleware.cors import CORSMiddleware
+from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from citadel import metrics
@@ -62,8 +65,12 @@ class _Response:
 
 
 class RequestPipeline:
-    def __init__(self, app: ASGIApp, *, settings: Settings) -> None:
+    def __init__(self, app: ASGIApp, *, settings: Settings, direct: Sequence[Route] = ()) -> None:
+        """`direct`: routes served straight from here once admitted, past FastAPI's exception and exit-
+        stack layers and its router (an ASGI app at one exact path, such as the MCP endpoint: it
+        needs none of them, and they cost about as much CPU as the rest of the pipeline)."""
         self.app = app
+        self._direct = {route.path: route for route in direct}
         self._auth = Authentication(settings)
         self._input_limits = InputLimits(
             max_body_bytes=settings.max_body_bytes, max_text_chars=settings.max_message_chars
@@ -118,9 +125,15 @@ class RequestPipeline:
         if limiter is not None and not await limiter.admit(scope, state.get("identity"), send):
             return
         checked = await self._input_limits.admit(scope, headers, receive, send)
-        if checked is not None:
-            response.admitted = True
+        if checked is None:
+            return
+        response.admitted = True
+        direct = self._direct.get(scope["path"])
+        if direct is None:
             await self.app(scope, checked, send)
+        else:
+            scope["route"] = direct  # as the router would: the template names the route in metrics and audit
+            await direct.app(scope, checked, send)
 
     async def _last_resort(self, failure: Exception, scope: Scope, receive: Receive, response: _Response) -> None:
         if response.complete:

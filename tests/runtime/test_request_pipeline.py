@@ -53,3 +53,17 @@ def test_refusals_are_counted_by_route_and_audited(live: LiveServer) -> None:
     assert "CITADEL_MAX_BODY_BYTES" in too_large.json()["error"]["message"]
     assert 'citadel_http_requests_total{method="POST",route="refused",status="413"}' in metrics
     assert [(r["method"], r["path"], r["error"]) for r in records] == [("POST", "/v1/embeddings", "HTTP 413")]
+
+
+def test_mcp_is_served_past_the_router_and_still_counted_and_audited(live: LiveServer) -> None:
+    ping = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+    accept = {"Accept": "application/json, text/event-stream"}
+    with httpx.Client(base_url=live.url, timeout=30) as http:
+        answered = http.post("/mcp", json=ping, headers=accept)
+        metrics = http.get("/metrics").text
+        records = http.get("/admin/audit", params={"action": "POST /mcp"}).json()["records"]
+
+    assert answered.json()["jsonrpc"] == "2.0", "the MCP server answered (a ping outside a session: its 400)"
+    status = answered.status_code
+    assert f'citadel_http_requests_total{{method="POST",route="/mcp",status="{status}"}}' in metrics
+    assert [(r["resource_type"], r["status"]) for r in records] == [("mcp", status)]
