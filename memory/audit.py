@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -48,7 +48,9 @@ class AuditRecord:
 def _storable(record: AuditRecord) -> dict[str, Any]:
     """The record as a row PostgreSQL accepts: a NUL (a path with `%00`) would fail the whole batch,
     and with it every later one."""
-    return {k: v.replace("\x00", "\\0") if isinstance(v, str) else v for k, v in asdict(record).items()}
+    # vars(), not dataclasses.asdict(): the fields are flat, and asdict deep-copies each one (some 40 us a
+    # record in a profile of trivial MCP calls, one record per request).
+    return {k: v.replace("\x00", "\\0") if isinstance(v, str) else v for k, v in vars(record).items()}
 
 
 class AuditLog:

@@ -29,7 +29,7 @@ from clerk_backend_api.security.types import (
 )
 from clerk_backend_api.security.verifytoken import verify_token_async
 from starlette.datastructures import Headers
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Scope, Send
 
 from citadel.core.identity import LOCAL, Identity, Role
 from citadel.settings import Settings
@@ -41,6 +41,7 @@ ACT_FOR_HEADER = "x-citadel-user"
 """An administrator (the local operator, or a machine token with the admin role) acting for a user:
 Citadel's own processes that serve people, such as the voice worker, whose caller is the user named
 in a LiveKit token the server signed. The request is then that user's, with the `user` role."""
+ACT_FOR_HEADER_BYTES = ACT_FOR_HEADER.encode()
 PROTECTED_RESOURCE_PATH = "/.well-known/oauth-protected-resource"
 
 
@@ -136,54 +137,55 @@ def _explain(reason: tuple[str, str]) -> str:
     return f"{code}: {text}" if code else text
 
 
-class AuthMiddleware:
-    """Puts the caller's Identity on `scope["state"]["identity"]`, or answers 401/503 itself."""
+class Authentication:
+    """The first step of the request pipeline: puts the caller's Identity on `state["identity"]`, or
+    answers 400/401/403/503 itself."""
 
-    def __init__(self, app: ASGIApp, settings: Settings) -> None:
-        self.app = app
-        self.settings = settings
+    def __init__(self, settings: Settings) -> None:
         self.authenticator = ClerkAuthenticator(settings) if settings.auth_enabled else None
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        state = scope.setdefault("state", {})
+    async def admit(self, scope: Scope, state: dict[str, Any], headers: Mapping[bytes, bytes], send: Send) -> bool:
+        """True if the request may go on; else it was answered here."""
         path: str = scope["path"]
+        identity: Identity | None
         if self.authenticator is None:
-            state["identity"] = LOCAL
+            identity = LOCAL
         elif path.startswith(PUBLIC_PATHS) or path.startswith(PROTECTED_RESOURCE_PATH) or scope["method"] == "OPTIONS":
-            state["identity"] = None
+            identity = None
         else:
             try:
-                state["identity"] = await self.authenticator.identify(Headers(scope=scope))
+                identity = await self.authenticator.identify(Headers(scope=scope))
             except AuthFailure as failure:
-                await self._refuse(scope, send, failure)
-                return
-        acting_for = Headers(scope=scope).get(ACT_FOR_HEADER)
-        if acting_for is not None and state["identity"] is not None:
+                await _refuse(scope, state, headers, send, failure)
+                return False
+        state["identity"] = identity
+        acting_for = headers.get(ACT_FOR_HEADER_BYTES)
+        if acting_for is not None and identity is not None:
             try:
-                state["identity"] = _acting_for(state["identity"], acting_for.strip())
+                state["identity"] = _acting_for(identity, acting_for.decode("latin-1").strip())
             except AuthFailure as failure:
-                await self._refuse(scope, send, failure)
-                return
-        await self.app(scope, receive, send)
+                await _refuse(scope, state, headers, send, failure)
+                return False
+        return True
 
-    async def _refuse(self, scope: Scope, send: Send, failure: AuthFailure) -> None:
-        challenge = 'Bearer realm="citadel"'
-        if failure.status == 401:
-            challenge += f', error="invalid_token", error_description="{failure.reason.replace(chr(34), chr(39))}"'
-            if scope["path"].startswith("/mcp"):
-                host = dict(scope["headers"]).get(b"host", b"localhost").decode("latin-1")
-                scheme = scope.get("scheme", "http")
-                challenge += f', resource_metadata="{scheme}://{host}{PROTECTED_RESOURCE_PATH}"'
-        kind = {401: "unauthorized", 403: "forbidden", 400: "invalid_request"}.get(failure.status, "auth_unavailable")
-        body = json.dumps({"error": {"message": failure.reason, "type": kind, "code": kind, "param": None}}).encode()
-        headers = [(b"content-type", b"application/json")]
-        if failure.status in (401, 503):
-            headers.append((b"www-authenticate", challenge.encode()))
-        if failure.status == 503:
-            headers.append((b"retry-after", b"5"))
-        scope.setdefault("state", {})["auth_error"] = failure.reason
-        await send({"type": "http.response.start", "status": failure.status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+
+async def _refuse(
+    scope: Scope, state: dict[str, Any], headers: Mapping[bytes, bytes], send: Send, failure: AuthFailure
+) -> None:
+    challenge = 'Bearer realm="citadel"'
+    if failure.status == 401:
+        challenge += f', error="invalid_token", error_description="{failure.reason.replace(chr(34), chr(39))}"'
+        if scope["path"].startswith("/mcp"):
+            host = headers.get(b"host", b"localhost").decode("latin-1")
+            scheme = scope.get("scheme", "http")
+            challenge += f', resource_metadata="{scheme}://{host}{PROTECTED_RESOURCE_PATH}"'
+    kind = {401: "unauthorized", 403: "forbidden", 400: "invalid_request"}.get(failure.status, "auth_unavailable")
+    body = json.dumps({"error": {"message": failure.reason, "type": kind, "code": kind, "param": None}}).encode()
+    response_headers = [(b"content-type", b"application/json")]
+    if failure.status in (401, 503):
+        response_headers.append((b"www-authenticate", challenge.encode()))
+    if failure.status == 503:
+        response_headers.append((b"retry-after", b"5"))
+    state["auth_error"] = failure.reason
+    await send({"type": "http.response.start", "status": failure.status, "headers": response_headers})
+    await send({"type": "http.response.body", "body": body})

@@ -2,11 +2,12 @@
 shape OpenAI clients parse), with the right status, and `Retry-After` on 429/503.
 Never a stack trace: unexpected errors are logged here and answered with a plain 500.
 
-Why the last resort is a middleware and not an exception handler for `Exception`: Starlette hands
-such a handler to its outermost `ServerErrorMiddleware`, which sends the handler's response and then
-re-raises the error so the server can log it; uvicorn, seeing an error after a response started,
-closes the connection. A client on a keep-alive connection then loses its next request too.
-`ErrorMiddleware` answers and returns: the error is logged once, the connection stays open.
+Why the last resort is the request pipeline's (`last_resort`, sent by `runtime/request_pipeline.py`)
+and not an exception handler for `Exception`: Starlette hands such a handler to its outermost
+`ServerErrorMiddleware`, which sends the handler's response and then re-raises the error so the
+server can log it; uvicorn, seeing an error after a response started, closes the connection. A
+client on a keep-alive connection then loses its next request too. The pipeline answers and
+returns: the error is logged once, the connection stays open.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from citadel.errors import CitadelError, Unavailable, error_body
 from citadel.memory.store_errors import translate
@@ -72,44 +73,13 @@ def _leaves(error: BaseException) -> list[BaseException]:
     return [error]
 
 
-class ErrorMiddleware:
-    """The last resort of the request pipeline: an error no handler answered becomes its Citadel
-    error's response (a store failure that escaped its boundary: 503 or 400), else a logged 500;
-    either way the response completes and the connection is kept. An error after the response
-    started can only end it by closing the connection, so that one is raised on."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = complete = False
-
-        async def tracked(message: Message) -> None:
-            nonlocal started, complete
-            if message["type"] == "http.response.start":
-                started = True
-            elif message["type"] == "http.response.body" and not message.get("more_body", False):
-                complete = True
-            await send(message)
-
-        try:
-            await self.app(scope, receive, tracked)
-        except Exception as error:
-            if complete:
-                log.exception("error after the response to %s %s was sent", scope["method"], scope["path"])
-                return
-            if started:
-                raise
-            await self._answer(error, scope)(scope, receive, send)
-
-    @staticmethod
-    def _answer(error: Exception, scope: Scope) -> JSONResponse:
-        for leaf in _leaves(error):
-            mapped = leaf if isinstance(leaf, CitadelError) else translate(leaf)
-            if mapped is not None:
-                return citadel_response(mapped)
-        log.error("unhandled error on %s %s", scope["method"], scope["path"], exc_info=error)
-        return JSONResponse(error_body("internal error; see the server log", "internal_error"), status_code=500)
+def last_resort(error: Exception, scope: Scope) -> JSONResponse:
+    """The answer to an error no handler answered (the request pipeline sends it when the response
+    has not started): its Citadel error's response (a store failure that escaped its boundary: 503
+    or 400), else a logged 500."""
+    for leaf in _leaves(error):
+        mapped = leaf if isinstance(leaf, CitadelError) else translate(leaf)
+        if mapped is not None:
+            return citadel_response(mapped)
+    log.error("unhandled error on %s %s", scope["method"], scope["path"], exc_info=error)
+    return JSONResponse(error_body("internal error; see the server log", "internal_error"), status_code=500)

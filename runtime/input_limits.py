@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Mapping
 from typing import Any
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from citadel.errors import error_body
 from citadel.runtime.rate_limits import route_class
@@ -56,54 +57,52 @@ def _too_long_in(body: bytes, limit: int) -> tuple[str, int] | None:
     return longest_text(document, limit)
 
 
-def _is_json(scope: Scope) -> bool:
-    content_type = dict(scope["headers"]).get(b"content-type", b"application/json").split(b";")[0].strip().lower()
+def _is_json(headers: Mapping[bytes, bytes]) -> bool:
+    content_type = headers.get(b"content-type", b"application/json").split(b";")[0].strip().lower()
     return content_type == b"application/json" or content_type.endswith(b"+json")
 
 
-class InputLimitMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, max_text_chars: int) -> None:
-        self.app = app
+class InputLimits:
+    """The request pipeline's step after the rate limit: the body within its limits."""
+
+    def __init__(self, *, max_body_bytes: int, max_text_chars: int) -> None:
         self.max_body_bytes = max_body_bytes
         self.max_text_chars = max_text_chars
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope["headers"]).get(b"content-length")
+    async def admit(self, scope: Scope, headers: Mapping[bytes, bytes], receive: Receive, send: Send) -> Receive | None:
+        """The `receive` to hand the app (the body checked, or counted as it streams in: `BodyTooLarge`
+        past the limit), or None if the request was answered here (413) or its client went away."""
+        declared = headers.get(b"content-length")
         length = int(declared) if declared is not None and declared.isdigit() else None
         if length is not None and length > self.max_body_bytes:
-            await self._refuse_body(send)
-            return
+            await self.refuse_body(send)
+            return None
         if length is not None and length <= self.max_text_chars:
             # The server delivers exactly the declared length, and no text is longer than the body
             # that holds it: nothing to check, nothing to wrap (most requests).
-            await self.app(scope, receive, send)
-            return
+            return receive
         checked = (
             scope["method"] in WITH_BODY
             and route_class(scope["method"], scope["path"]) != "embeddings"
-            and _is_json(scope)
+            and _is_json(headers)
         )
         if checked:
-            await self._checked(scope, receive, send)
-        else:
-            await self._counted(scope, receive, send)
+            return await self._checked(receive, send)
+        return self._counted(receive)
 
-    async def _checked(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _checked(self, receive: Receive, send: Send) -> Receive | None:
         """Read the whole body, check its texts, then hand it on."""
         chunks: list[bytes] = []
         size = 0
         while True:
             message = await receive()
             if message["type"] != "http.request":  # the client went away
-                return
+                return None
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body_bytes:
-                await self._refuse_body(send)
-                return
+                await self.refuse_body(send)
+                return None
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
@@ -112,7 +111,7 @@ class InputLimitMiddleware:
             too_long = await asyncio.to_thread(_too_long_in, body, self.max_text_chars)
             if too_long is not None:
                 await self._refuse_text(send, *too_long)
-                return
+                return None
         replayed = False
 
         async def replay() -> Message:
@@ -122,12 +121,12 @@ class InputLimitMiddleware:
                 return {"type": "http.request", "body": body, "more_body": False}
             return await receive()  # from here on: the disconnect a streaming response waits for
 
-        await self.app(scope, replay, send)
+        return replay
 
-    async def _counted(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Hand the body on as it streams in, refusing it once it passes the limit."""
+    def _counted(self, receive: Receive) -> Receive:
+        """Hand the body on as it streams in, raising `BodyTooLarge` once it passes the limit (the
+        pipeline answers 413 if the response has not started)."""
         seen = 0
-        started = False
 
         async def counted() -> Message:
             nonlocal seen
@@ -138,18 +137,9 @@ class InputLimitMiddleware:
                     raise BodyTooLarge
             return message
 
-        async def tracked(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
+        return counted
 
-        try:
-            await self.app(scope, counted, tracked)
-        except BodyTooLarge:
-            if not started:
-                await self._refuse_body(send)
-
-    async def _refuse_body(self, send: Send) -> None:
+    async def refuse_body(self, send: Send) -> None:
         message = f"request body is larger than {self.max_body_bytes} bytes (CITADEL_MAX_BODY_BYTES)"
         await _send_413(send, error_body(message, "payload_too_large", "payload_too_large"))
 

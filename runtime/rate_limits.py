@@ -19,8 +19,9 @@ from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.errors import StorageError
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Scope, Send
 
+from citadel.core.identity import Identity
 from citadel.memory.redis_guard import RedisGuard, RedisSkipped
 from citadel.settings import Settings
 
@@ -100,31 +101,22 @@ class RateLimiter:
         except RedisSkipped:  # limits fail open: a Redis outage must not stop the service
             return None
 
-
-class RateLimitMiddleware:
-    """Applies the app's RateLimiter (opened by the lifespan, found in the request state)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        limiter: RateLimiter | None = scope.get("state", {}).get("limiter")
-        if scope["type"] != "http" or limiter is None:
-            await self.app(scope, receive, send)
-            return
+    async def admit(self, scope: Scope, identity: Identity | None, send: Send) -> bool:
+        """The request pipeline's step after auth: True if the request may go on, else it was answered
+        429 with `Retry-After`."""
         kind = route_class(scope["method"], scope["path"])
-        identity = scope.get("state", {}).get("identity")
-        if kind is not None:
-            if identity is not None and identity.kind != "local":
-                caller = f"user:{identity.user_id}"
-            else:
-                caller = f"ip:{(scope.get('client') or ('unknown', 0))[0]}"
-            wait = await limiter.check(kind, caller)
-            if wait is not None:
-                message = f"rate limit for {kind} requests exceeded ({limiter.limits[kind]}); retry later"
-                body = json.dumps({"error": {"message": message, "type": "rate_limited", "code": "rate_limited"}})
-                headers = [(b"content-type", b"application/json"), (b"retry-after", str(math.ceil(wait)).encode())]
-                await send({"type": "http.response.start", "status": 429, "headers": headers})
-                await send({"type": "http.response.body", "body": body.encode()})
-                return
-        await self.app(scope, receive, send)
+        if kind is None:
+            return True
+        if identity is not None and identity.kind != "local":
+            caller = f"user:{identity.user_id}"
+        else:
+            caller = f"ip:{(scope.get('client') or ('unknown', 0))[0]}"
+        wait = await self.check(kind, caller)
+        if wait is None:
+            return True
+        message = f"rate limit for {kind} requests exceeded ({self.limits[kind]}); retry later"
+        body = json.dumps({"error": {"message": message, "type": "rate_limited", "code": "rate_limited"}})
+        headers = [(b"content-type", b"application/json"), (b"retry-after", str(math.ceil(wait)).encode())]
+        await send({"type": "http.response.start", "status": 429, "headers": headers})
+        await send({"type": "http.response.body", "body": body.encode()})
+        return False
