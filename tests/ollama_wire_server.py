@@ -24,7 +24,8 @@ For tests, beyond Ollama's API:
   servers and the app under test share a small machine without slowing each other down;
 - `POST /_test/faults` `{"chat_status": 500, "first_token_delay": 2.0}` makes every chat request
   fail with that status (and an Ollama-style error body) or stall before its first token, until
-  faults are posted again (`{}` clears them); `GET /_test/stats` counts the requests answered.
+  faults are posted again (`{}` clears them); `GET /_test/stats` counts the requests answered
+  (`chat_stalled`: chat requests held by `first_token_delay`, counted as the stall begins).
 
 Run: `python -m tests.ollama_wire_server --port P --chat-models m1,m2 --embed-models all-minilm`.
 It prints `ready http://127.0.0.1:P` once it accepts requests; `/api/version` answers from then on.
@@ -285,6 +286,7 @@ async def chat(request: Request) -> Response:
         return JSONResponse({**generation.final(), "done_reason": "load"})
     faults = state.faults
     if faults.first_token_delay:
+        state.counts["chat_stalled"] += 1
         await asyncio.sleep(faults.first_token_delay)
     if faults.chat_status is not None:
         return _error(

@@ -301,10 +301,10 @@ async def test_killing_a_backend_mid_load(start_citadel: StartCitadel, wire: Wir
                     reported.append((check["status"], check["circuit"]))
                 await asyncio.sleep(0.02)
 
-        async def request(outcome: Outcome) -> None:
+        async def request(outcome: Outcome, max_tokens: int) -> None:
             try:
                 async with client.chat.completions.with_streaming_response.create(
-                    model="auto", messages=user(STORY), max_tokens=20, stream=True
+                    model="auto", messages=user(STORY), max_tokens=max_tokens, stream=True
                 ) as response:
                     # Citadel answers only once a backend produced a first token: the stream has started there.
                     outcome.backend = response.headers["x-citadel-backend"]
@@ -320,18 +320,27 @@ async def test_killing_a_backend_mid_load(start_citadel: StartCitadel, wire: Wir
             finally:
                 outcome.ended_at = time.monotonic()
 
-        def launch(count: int, after_kill: bool) -> list[asyncio.Task[None]]:
+        def launch(count: int, after_kill: bool, max_tokens: int = 20) -> list[asyncio.Task[None]]:
             fresh = [Outcome(after_kill=after_kill) for _ in range(count)]
             outcomes.extend(fresh)
-            return [asyncio.create_task(request(outcome)) for outcome in fresh]
+            return [asyncio.create_task(request(outcome, max_tokens)) for outcome in fresh]
 
         watcher = asyncio.create_task(watch_readiness())
         try:
             await until(lambda: reported, "a first /health/ready answer")
-            # All of these go to llm-01 first; it is killed once one of them is streaming from it.
-            tasks = launch(6, after_kill=False)
+            # Requests go to llm-01 first. One streams from it; five more are held before their first
+            # token (a stall injected once the first streams, so however the machine paces the
+            # requests, these are still waiting on llm-01 when it is killed).
+            tasks = launch(1, after_kill=False, max_tokens=200)  # 10 s of tokens: still streaming at the kill
             async with asyncio.timeout(30):
                 await mid_stream_on_01.wait()
+            (await http.post(f"{llm01.url}/_test/faults", json={"first_token_delay": 60.0})).raise_for_status()
+            tasks += launch(5, after_kill=False)
+
+            async def stalled() -> bool:
+                return (await http.get(f"{llm01.url}/_test/stats")).json().get("chat_stalled", 0) >= 5
+
+            await until(stalled, "five requests held by llm-01 before their first token")
             llm01.kill()
             killed_at = time.monotonic()
             tasks += launch(4, after_kill=True)
