@@ -66,10 +66,10 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
 
-def _leaves(error: BaseException) -> list[BaseException]:
+def error_leaves(error: BaseException) -> list[BaseException]:
     """The errors inside a task group's ExceptionGroup (streaming responses raise those)."""
     if isinstance(error, BaseExceptionGroup):
-        return [leaf for inner in error.exceptions for leaf in _leaves(inner)]
+        return [leaf for inner in error.exceptions for leaf in error_leaves(inner)]
     return [error]
 
 
@@ -77,7 +77,7 @@ def last_resort(error: Exception, scope: Scope) -> JSONResponse:
     """The answer to an error no handler answered (the request pipeline sends it when the response
     has not started): its Citadel error's response (a store failure that escaped its boundary: 503
     or 400), else a logged 500."""
-    for leaf in _leaves(error):
+    for leaf in error_leaves(error):
         mapped = leaf if isinstance(leaf, CitadelError) else translate(leaf)
         if mapped is not None:
             return citadel_response(mapped)

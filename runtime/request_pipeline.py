@@ -30,7 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from citadel import metrics
 from citadel.memory.audit import AuditLog
 from citadel.runtime.auth import Authentication
-from citadel.runtime.http_errors import _leaves, last_resort
+from citadel.runtime.http_errors import error_leaves, last_resort
 from citadel.runtime.input_limits import BodyTooLarge, InputLimits
 from citadel.runtime.rate_limits import RateLimiter
 from citadel.runtime.request_audit import UNAUDITED, BodyDigest, audit_record
@@ -141,7 +141,7 @@ class RequestPipeline:
             return
         if response.started:
             raise failure
-        if any(isinstance(leaf, BodyTooLarge) for leaf in _leaves(failure)):
+        if any(isinstance(leaf, BodyTooLarge) for leaf in error_leaves(failure)):
             await self._input_limits.refuse_body(response.send)
             return
         await last_resort(failure, scope)(scope, receive, response.send)

@@ -1,6 +1,6 @@
 """An error no handler answers is still answered in the one error shape, and the keep-alive
 connection it came on stays open for the client's next request (Starlette's ServerErrorMiddleware
-re-raises after its 500, and uvicorn then closes the connection: Citadel's ErrorMiddleware does not)."""
+re-raises after its 500, and uvicorn then closes the connection: Citadel's request pipeline does not)."""
 
 from __future__ import annotations
 
