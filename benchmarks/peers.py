@@ -11,7 +11,8 @@ cache makes later runs quick); their code is never part of Citadel.
 Rows: three workloads, each with 1, 8 and 32 concurrent clients (runs/s, p50 / p95 latency of a
 run): a stateless `runs.wait`; a stateless `runs.stream` read to its end; a background run on a new
 thread (`threads.create`, `runs.create`, `runs.join`). Then the time to the first event of
-`runs.stream` (one client) and the peak RSS of the server's process tree over the whole workload.
+`runs.stream` (one client), the server's CPU time per run (its process tree, user + system, over each
+row) and the peak RSS of the server's process tree over the whole workload.
 
     python -m benchmarks.peers [--runs 64] [--only citadel-sqlite,langgraph-dev]
     (PostgreSQL: CITADEL_TEST_DATABASE_URL, default postgresql://postgres@127.0.0.1:5432/test)
@@ -59,6 +60,8 @@ class Row:
     name: str
     levels: dict[tuple[str, int], tuple[float, float, float]] = field(default_factory=dict)
     """(workload, clients) → (runs/s, p50 ms, p95 ms)"""
+    cpu_ms: dict[tuple[str, int], float] = field(default_factory=dict)
+    """(workload, clients) → the server's CPU time (its process tree, user + system) per run, ms"""
     first_event_ms: float = 0.0
     """runs.stream, one client: the median time to the first event"""
     peak_rss_mb: float = 0.0
@@ -166,7 +169,7 @@ SERVERS: dict[str, Callable[[], contextlib.AbstractContextManager[tuple[str, int
 
 # --- workload -----------------------------------------------------------------------------------------
 class PeakRSS:
-    """The largest resident set of a process and its children, sampled every 50 ms."""
+    """The largest resident set of a process and its children, sampled every 50 ms; and their CPU time."""
 
     def __init__(self, pid: int) -> None:
         self.root = psutil.Process(pid)
@@ -187,6 +190,16 @@ class PeakRSS:
             with contextlib.suppress(psutil.Error):
                 processes = [self.root, *self.root.children(recursive=True)]
                 self.peak = max(self.peak, sum(p.memory_info().rss for p in processes))
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the process tree so far (children that exited are in the root's
+        `children_*` times once reaped)."""
+        total = 0.0
+        for process in [self.root, *self.root.children(recursive=True)]:
+            with contextlib.suppress(psutil.Error):
+                times = process.cpu_times()
+                total += times.user + times.system + times.children_user + times.children_system
+        return total
 
     def __enter__(self) -> PeakRSS:
         self._thread.start()
@@ -249,14 +262,17 @@ async def level(client: Any, workload: str, clients: int, total: int) -> tuple[f
     return total / elapsed, percentile(latencies, 0.5) * 1000, percentile(latencies, 0.95) * 1000
 
 
-async def measure(name: str, url: str, runs: int) -> Row:
+async def measure(name: str, url: str, runs: int, cpu_seconds: Callable[[], float]) -> Row:
     row = Row(name)
     async with get_client(url=url, timeout=120) as client:
         for one_run in ONE_RUN.values():  # warm up
             await one_run(client)
         for workload in WORKLOADS:
             for clients in CLIENTS:
-                row.levels[workload, clients] = await level(client, workload, clients, max(runs, clients * 2))
+                total = max(runs, clients * 2)
+                cpu_before = cpu_seconds()
+                row.levels[workload, clients] = await level(client, workload, clients, total)
+                row.cpu_ms[workload, clients] = (cpu_seconds() - cpu_before) / total * 1000
         firsts: list[float] = []
         for _ in range(max(5, runs // 8)):
             await one_stream(client, firsts)
@@ -267,7 +283,7 @@ async def measure(name: str, url: str, runs: int) -> Row:
 def run_one(name: str, runs: int) -> Row | str:
     try:
         with SERVERS[name]() as (url, pid), PeakRSS(pid) as rss:
-            row = asyncio.run(measure(name, url, runs))
+            row = asyncio.run(measure(name, url, runs, rss.cpu_seconds))
         row.peak_rss_mb = rss.peak / 2**20
         return row
     except Exception as error:  # a peer that does not install or start is reported, not fatal
@@ -284,6 +300,9 @@ def table(rows: list[Row]) -> str:
             label = f"runs.{workload}" if workload != "create + join" else "runs.create + runs.join (new thread)"
             lines.append(f"| {label}, {clients} client{'s' if clients > 1 else ''}: runs/s (p50 / p95 ms) | "
                          + " | ".join(cells) + " |")  # fmt: skip
+    for workload in WORKLOADS:
+        cells = (" / ".join(f"{r.cpu_ms[workload, c]:.1f}" for c in CLIENTS) for r in rows)
+        lines.append(f"| server CPU per run, ms, {workload} (1 / 8 / 32 clients) | " + " | ".join(cells) + " |")
     lines.append(
         "| runs.stream: first event, ms (median, 1 client) | "
         + " | ".join(f"{r.first_event_ms:.0f}" for r in rows)
@@ -319,6 +338,9 @@ def main() -> None:
                     for c in CLIENTS
                 )
                 print(f"{mine.name} / {peer.name} {workload} runs/s by clients: {ratios}")
+            most = CLIENTS[-1]
+            cpu = ", ".join(f"{w}: {mine.cpu_ms[w, most] / peer.cpu_ms[w, most]:.2f}x" for w in WORKLOADS)
+            print(f"{mine.name} / {peer.name} server CPU per run at {most} clients (target <= 1): {cpu}")
 
 
 if __name__ == "__main__":

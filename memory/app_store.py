@@ -15,10 +15,9 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, and_, delete, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from sqlalchemy.sql.dml import Update
 
 from citadel.errors import Conflict, InvalidRequest, NotFound
 from citadel.memory.schema import ID_LENGTH, runs, threads
@@ -119,11 +118,44 @@ def check_page(limit: int, offset: int) -> None:
             raise InvalidRequest(f"{name} must be between 0 and {BIGINT}; got {value}", param=name)
 
 
-def _release(thread_id: str, status: str, stamp: datetime) -> Update:
-    """The thread's status after its run ended, unless another run has taken the thread since."""
-    others = select(runs.c.run_id).where(runs.c.thread_id == thread_id, runs.c.status.in_(ACTIVE_RUN))
-    unless_taken = and_(threads.c.thread_id == thread_id, ~others.exists())
-    return update(threads).where(unless_taken).values(status=status, updated_at=stamp)
+# The statements every run executes, built once with bound parameters: a statement built per call
+# with its values inline costs SQLAlchemy about as much CPU again as executing it (its cache key is
+# computed anew each time), a few hundred microseconds a statement, several statements a run.
+_INSERT_THREAD = insert(threads)
+_INSERT_RUN = insert(runs)
+_GET_RUN = select(runs).where(runs.c.run_id == bindparam("p_run_id"))
+_CLAIM_THREAD = (
+    update(threads)
+    .where(threads.c.thread_id == bindparam("p_thread_id"), threads.c.status != "busy")
+    .values(status="busy", graph=bindparam("p_graph"), title=bindparam("p_title"), updated_at=bindparam("p_stamp"))
+)
+_FINISH_RUN = (
+    update(runs)
+    .where(
+        runs.c.run_id == bindparam("p_run_id"), runs.c.lease_owner == bindparam("p_owner"), runs.c.status == "running"
+    )
+    .values(
+        status=bindparam("p_status"),
+        error=bindparam("p_error"),
+        ended_at=bindparam("p_stamp"),
+        updated_at=bindparam("p_stamp"),
+        lease_owner=None,
+        lease_expires_at=None,
+    )
+)
+_DELETE_RUNS_OF_THREAD = delete(runs).where(runs.c.thread_id == bindparam("p_thread_id"))
+_DELETE_THREAD = delete(threads).where(threads.c.thread_id == bindparam("p_thread_id"))
+_RELEASE_THREAD = (
+    # The thread's status after its run ended, unless another run has taken the thread since.
+    update(threads)
+    .where(
+        threads.c.thread_id == bindparam("p_thread_id"),
+        ~select(runs.c.run_id)
+        .where(runs.c.thread_id == bindparam("p_thread_id"), runs.c.status.in_(ACTIVE_RUN))
+        .exists(),
+    )
+    .values(status=bindparam("p_status"), updated_at=bindparam("p_stamp"))
+)
 
 
 class AppStore:
@@ -311,20 +343,24 @@ class AppStore:
                     created_at=stamp,
                     updated_at=stamp,
                 )
-                await connection.execute(insert(threads).values(**asdict(accepted)))
+                await connection.execute(_INSERT_THREAD, asdict(accepted))
             else:
                 accepted = self._claim_thread(Thread.from_row(row), run, title, stamp)
                 claimed = await connection.execute(
-                    update(threads)
-                    .where(threads.c.thread_id == run.thread_id, threads.c.status != "busy")
-                    .values(status="busy", graph=accepted.graph, title=accepted.title, updated_at=stamp)
+                    _CLAIM_THREAD,
+                    {
+                        "p_thread_id": run.thread_id,
+                        "p_graph": accepted.graph,
+                        "p_title": accepted.title,
+                        "p_stamp": stamp,
+                    },
                 )
                 if claimed.rowcount != 1:
                     raise Conflict(
                         f"thread {run.thread_id} already has a run in progress; wait for it or cancel it",
                         param="thread_id",
                     )
-            await connection.execute(insert(runs).values(**{c.name: getattr(run, c.name) for c in runs.columns}))
+            await connection.execute(_INSERT_RUN, {c.name: getattr(run, c.name) for c in runs.columns})
         return accepted
 
     @staticmethod
@@ -342,13 +378,13 @@ class AppStore:
         )
 
     async def get_run(self, run_id: str, *, thread_id: str | None = None, owner: str | None = None) -> Run:
-        query = select(runs).where(runs.c.run_id == run_id)
+        query = _GET_RUN
         if thread_id is not None:
             query = query.where(runs.c.thread_id == thread_id)
         if owner is not None:
             query = query.where(runs.c.owner == owner)
         async with self._read() as connection:
-            row = (await connection.execute(query)).mappings().first()
+            row = (await connection.execute(query, {"p_run_id": run_id})).mappings().first()
         if row is None:
             raise NotFound(f"run {run_id} not found", param="run_id")
         return Run.from_row(row)
@@ -433,24 +469,18 @@ class AppStore:
         stamp = now()
         async with self._write() as connection:
             result = await connection.execute(
-                update(runs)
-                .where(runs.c.run_id == run_id, runs.c.lease_owner == owner, runs.c.status == "running")
-                .values(
-                    status=status,
-                    error=error,
-                    ended_at=stamp,
-                    updated_at=stamp,
-                    lease_owner=None,
-                    lease_expires_at=None,
-                )
+                _FINISH_RUN,
+                {"p_run_id": run_id, "p_owner": owner, "p_status": status, "p_error": error, "p_stamp": stamp},
             )
             if result.rowcount != 1:
                 return False
             if thread_id is not None and thread_after == "delete":
-                await connection.execute(delete(runs).where(runs.c.thread_id == thread_id))
-                await connection.execute(delete(threads).where(threads.c.thread_id == thread_id))
+                await connection.execute(_DELETE_RUNS_OF_THREAD, {"p_thread_id": thread_id})
+                await connection.execute(_DELETE_THREAD, {"p_thread_id": thread_id})
             elif thread_id is not None and thread_after is not None:
-                await connection.execute(_release(thread_id, thread_after, stamp))
+                await connection.execute(
+                    _RELEASE_THREAD, {"p_thread_id": thread_id, "p_status": thread_after, "p_stamp": stamp}
+                )
         return True
 
     async def fail_run(self, run_id: str, error: str) -> bool:
@@ -494,7 +524,7 @@ class AppStore:
     async def release_thread(self, thread_id: str, status: str) -> None:
         """Set a thread's status after its run ended, unless another run has taken the thread since."""
         async with self._write() as connection:
-            await connection.execute(_release(thread_id, status, now()))
+            await connection.execute(_RELEASE_THREAD, {"p_thread_id": thread_id, "p_status": status, "p_stamp": now()})
 
     async def release_lease(self, run_id: str, owner: str) -> None:
         """Give a run back unfinished (a clean shutdown): the next process resumes it at once."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import select
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.store.base import BaseStore, IndexConfig, Op, Result
 from langgraph.store.postgres.aio import AsyncPostgresStore
 from langgraph.store.sqlite.aio import AsyncSqliteStore
+from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
@@ -132,6 +134,21 @@ async def open_persistence(settings: Settings, index: IndexConfig) -> AsyncItera
         yield Persistence(checkpointer=saver, store=store, indexed=indexed, where="sqlite")
 
 
+async def check_when_closed(connection: AsyncConnection[Any]) -> None:
+    """The pool's check of a connection it hands out, without a round trip per checkout (the
+    checkpointer takes one for every read and write of a run): an idle connection in autocommit mode
+    has nothing to read, unless the server or the network closed it meanwhile (end of file, or the
+    server's farewell error, as on a restart). Only then is it checked for real (psycopg's empty
+    query), which fails, and the pool replaces it, so a broken connection is still never handed to a
+    caller. Citadel listens for no notifications that could make an idle connection readable."""
+    if connection.closed or connection.broken:
+        raise ConnectionError("the connection is closed")
+    poll = select.poll()
+    poll.register(connection.fileno(), select.POLLIN | select.POLLPRI)
+    if poll.poll(0):
+        await AsyncConnectionPool.check_connection(connection)
+
+
 @contextlib.asynccontextmanager
 async def _postgres(settings: Settings, url: str, index: IndexConfig) -> AsyncIterator[Persistence]:
     pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
@@ -141,7 +158,7 @@ async def _postgres(settings: Settings, url: str, index: IndexConfig) -> AsyncIt
         timeout=settings.database_timeout,
         kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
         # A connection broken by a database restart is replaced when taken, not handed to a caller.
-        check=AsyncConnectionPool.check_connection,
+        check=check_when_closed,
         # The pool retries a failed connect with a doubling delay (1, 2, 4, 8, 16 s...) until this
         # runs out; the next caller then starts afresh. Kept short, so that after an outage the pool
         # reconnects within seconds rather than after a half-minute backoff, answering PoolTimeout.
