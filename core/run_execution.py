@@ -248,12 +248,7 @@ async def stream_graph(manager: RunManager, run: Run, events: RunEventLog) -> No
     command = payload.get("command")
     graph_input: Any = Command(**command) if command else payload.get("input")
     modes: list[str] = payload.get("stream_mode") or ["values"]
-    options: dict[str, Any] = {
-        "interrupt_before": payload.get("interrupt_before"),
-        "interrupt_after": payload.get("interrupt_after"),
-    }
-    if payload.get("context") is not None:
-        options["context"] = payload["context"]
+    options = _stream_options(payload)
 
     async def publish(event: str, data: Any) -> None:
         await events.publish(run.run_id, event, data)
@@ -294,6 +289,19 @@ async def stream_graph(manager: RunManager, run: Run, events: RunEventLog) -> No
             if "updates" not in modes:
                 continue
         await publish(mode + suffix, to_jsonable(chunk))
+
+
+def _stream_options(payload: dict[str, Any]) -> dict[str, Any]:
+    """What the run asks of LangGraph beyond its input and config."""
+    options: dict[str, Any] = {
+        "interrupt_before": payload.get("interrupt_before"),
+        "interrupt_after": payload.get("interrupt_after"),
+    }
+    if payload.get("context") is not None:
+        options["context"] = payload["context"]
+    if payload.get("durability"):
+        options["durability"] = payload["durability"]
+    return options
 
 
 def _partial(partial: dict[str, AIMessageChunk], message: BaseMessage, metadata: Any) -> list[tuple[str, Any]]:

@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from langgraph.types import StateSnapshot
+from langgraph.types import Durability, StateSnapshot
 
 from citadel.core.registry import GraphRegistry
 from citadel.core.run_events import NotHere, RunEnd, RunEvent, RunEventLog, StreamGap
@@ -58,6 +58,8 @@ class RunRequest:
     multitask_strategy: str = "reject"
     if_not_exists: Literal["reject", "create"] = "reject"
     keep_thread: bool = False
+    durability: Durability | None = None
+    """LangGraph's durability mode for the run's checkpoints; None: LangGraph's default (`async`)."""
 
 
 class RunExecutor(Protocol):
@@ -143,6 +145,7 @@ class RunManager:
                 "interrupt_before": request.interrupt_before,
                 "interrupt_after": request.interrupt_after,
                 "stateless": stateless and not request.keep_thread,
+                "durability": request.durability,
             },
             metadata=request.metadata,
         )

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
+from langgraph.types import Durability
 from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
@@ -38,6 +39,15 @@ class RunCreate(BaseModel):
     multitask_strategy: Literal["reject", "interrupt", "rollback", "enqueue"] | None = None
     if_not_exists: Literal["reject", "create"] = "reject"
     on_completion: Literal["delete", "keep"] = "delete"
+    durability: Durability | None = Field(
+        default=None,
+        description="When the run's checkpoints are written: `async` (the default: each step's while the next "
+        "runs), `sync` (each step's before the next starts), `exit` (only when the run ends or pauses; a run "
+        "taken up again after its process died starts over from its input).",
+    )
+    checkpoint_during: bool | None = Field(
+        default=None, description="Deprecated (LangGraph Platform): true is durability `async`, false `exit`."
+    )
 
     def request(self, identity: Identity, thread_id: str | None) -> RunRequest:
         modes = [self.stream_mode] if isinstance(self.stream_mode, str) else list(self.stream_mode)
@@ -58,7 +68,14 @@ class RunCreate(BaseModel):
             multitask_strategy=self.multitask_strategy or "reject",
             if_not_exists=self.if_not_exists,
             keep_thread=thread_id is None and self.on_completion == "keep",
+            durability=self.durability or _durability_of(self.checkpoint_during),
         )
+
+
+def _durability_of(checkpoint_during: bool | None) -> Durability | None:
+    if checkpoint_during is None:
+        return None
+    return "async" if checkpoint_during else "exit"
 
 
 def run_to_wire(run: Run, multitask_strategy: str = "reject") -> dict[str, Any]:

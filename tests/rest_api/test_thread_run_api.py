@@ -88,6 +88,28 @@ async def test_wait_then_state_and_history(client: LangGraphClient) -> None:
     assert [m["type"] for m in second["messages"]] == ["human", "ai", "human", "ai"]
 
 
+async def test_durability_exit_writes_only_the_final_checkpoint(client: LangGraphClient, server: LiveServer) -> None:
+    by_default = await client.threads.create()
+    await client.runs.wait(by_default["thread_id"], "assistant", input=HELLO)
+    written = len(await client.threads.get_history(by_default["thread_id"]))
+    assert written >= 3  # `async`: the input's checkpoint and one per step
+
+    at_exit = await client.threads.create()
+    values = await client.runs.wait(at_exit["thread_id"], "assistant", input=HELLO, durability="exit")
+    assert [m["type"] for m in values["messages"]] == ["human", "ai"]
+    history = await client.threads.get_history(at_exit["thread_id"])
+    assert len(history) < written  # the input and the end only, not each step
+    assert history[0]["values"]["messages"][1]["content"] == values["messages"][1]["content"]
+
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        response = await http.post(
+            f"/threads/{at_exit['thread_id']}/runs/wait",
+            json={"assistant_id": "assistant", "input": HELLO, "durability": "never"},
+        )
+    assert response.status_code == 422
+    assert "durability" in response.json()["error"]["message"]
+
+
 @pytest.mark.parametrize("mode", ["values", "updates", "messages-tuple", "messages", "events"])
 async def test_stream_modes(client: LangGraphClient, mode: str) -> None:
     thread = await client.threads.create()
