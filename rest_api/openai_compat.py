@@ -2,7 +2,13 @@
 
 The request and response shapes are OpenAI's, so the OpenAI client libraries work unchanged.
 Citadel adds an optional `route` to chat requests and reports its routing decision in a
-`citadel` field and `X-Citadel-*` headers."""
+`citadel` field and `X-Citadel-*` headers.
+
+`POST /v1/embeddings` is answered by `EmbeddingsEndpoint`, a plain ASGI app the request pipeline
+serves past FastAPI's router (`embeddings_route()`, like `/mcp`): a cache hit is a small fraction of
+a millisecond of work, and FastAPI's routing, dependency solving and response classes cost more than
+it. The FastAPI route below documents it in the OpenAPI schema and serves it in an app without the
+pipeline; both answer through `_embeddings`, with the same errors."""
 
 from __future__ import annotations
 
@@ -16,11 +22,14 @@ from typing import Any, Literal
 import orjson
 from fastapi import APIRouter, Response
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sse_starlette import EventSourceResponse
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from citadel.core.dependencies import ServicesDep
-from citadel.errors import CitadelError, InvalidRequest, error_body
+from citadel.core.services import Services
+from citadel.errors import CitadelError, InvalidRequest, error_body, http_answer, invalid_body
 from citadel.tools.llm_backends import GenerationParams
 from citadel.tools.llm_router import AUTO, RouteDecision
 
@@ -40,8 +49,8 @@ class EmbeddingRequest(BaseModel):
     )
 
 
-@router.post("/embeddings")
-async def create_embeddings(body: EmbeddingRequest, services: ServicesDep) -> Response:
+async def _embeddings(body: EmbeddingRequest, services: Services) -> bytes:
+    """The response body (JSON) for a valid request; CitadelError for one the service refuses."""
     texts = [body.input] if isinstance(body.input, str) else body.input
     if texts and not all(isinstance(t, str) for t in texts):
         raise InvalidRequest("input must be text; token arrays are not supported", param="input")
@@ -62,7 +71,78 @@ async def create_embeddings(body: EmbeddingRequest, services: ServicesDep) -> Re
         "model": result.model,
         "usage": {"prompt_tokens": result.tokens, "total_tokens": result.tokens},
     }
-    return Response(orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json")
+    return orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+@router.post("/embeddings", response_class=Response)
+async def create_embeddings(body: EmbeddingRequest, services: ServicesDep) -> Response:
+    """Served by `EmbeddingsEndpoint` in the app (see the module's docstring); documented from here."""
+    return Response(await _embeddings(body, services), media_type="application/json")
+
+
+EMBEDDINGS_PATH = "/v1/embeddings"
+_JSON = [(b"content-type", b"application/json")]
+
+
+def _is_json(content_type: bytes | None) -> bool:
+    """As FastAPI decides whether to parse a body as JSON: no Content-Type, `application/json` or
+    `application/*+json`."""
+    if content_type is None:
+        return True
+    kind = content_type.split(b";", 1)[0].strip().lower()
+    return kind == b"application/json" or (kind.startswith(b"application/") and kind.endswith(b"+json"))
+
+
+class EmbeddingsEndpoint:
+    """`POST /v1/embeddings` as an ASGI app, for the request pipeline (which has authenticated,
+    rate-limited and size-checked the request, and counts and audits it). Answers as the FastAPI
+    route would: 400 for a body that is not JSON, 422 naming the field for one of the wrong shape,
+    the service's errors with their status."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        chunks: list[bytes] = []
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        raw = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        content_type = next((value for name, value in scope["headers"] if name == b"content-type"), None)
+        try:
+            if not raw:
+                raise ValidationError.from_exception_data(
+                    "body", [{"type": "missing", "loc": ("body",), "input": None}]
+                )
+            if _is_json(content_type):
+                body = EmbeddingRequest.model_validate_json(raw)
+            else:  # FastAPI hands such a body to validation as bytes: not an object
+                body = EmbeddingRequest.model_validate(raw)
+        except ValidationError as error:
+            status, problem = invalid_body(error.errors(include_url=False))
+            await _answer(send, status, orjson.dumps(problem))
+            return
+        try:
+            payload = await _embeddings(body, scope["state"]["services"])
+        except CitadelError as error:
+            status, problem, headers = http_answer(error)
+            extra = [(name.lower().encode(), value.encode()) for name, value in headers.items()]
+            await _answer(send, status, orjson.dumps(problem), extra)
+            return
+        await _answer(send, 200, payload)
+
+
+async def _answer(send: Send, status: int, payload: bytes, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    length = [(b"content-length", str(len(payload)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": length + _JSON + (headers or [])})
+    await send({"type": "http.response.body", "body": payload})
+
+
+def embeddings_route() -> Route:
+    """The route the request pipeline serves directly (its `direct` routes); POST only, so any other
+    method goes on to FastAPI's router (405)."""
+    return Route(EMBEDDINGS_PATH, endpoint=EmbeddingsEndpoint(), methods=["POST"], include_in_schema=False)
 
 
 # --- chat -------------------------------------------------------------------------------------

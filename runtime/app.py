@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from citadel.agents.voice import routes as voice_routes
 from citadel.mcp_server.http import MCPEndpoint
 from citadel.memory.audit import AuditLog
+from citadel.rest_api import openai_compat
 from citadel.rest_api import routes as rest_routes
 from citadel.runtime.core import DepsAdjuster, open_core
 from citadel.runtime.http_errors import install_error_handlers
@@ -54,7 +55,8 @@ def create_app(settings: Settings | None = None, *, adjust_deps: DepsAdjuster | 
     # The request pipeline (runtime/request_pipeline.py): CORS, auth, rate limits, input limits, the
     # last-resort error answer, metrics and audit, in one pass.
     mcp_route = mcp_endpoint.route()
-    app.add_middleware(RequestPipeline, settings=settings, direct=[mcp_route])
+    # /v1/embeddings is served past FastAPI's router too; its FastAPI route stays for the schema.
+    app.add_middleware(RequestPipeline, settings=settings, direct=[mcp_route, openai_compat.embeddings_route()])
     app.include_router(rest_routes.router)  # REST face (rest_api)
     app.include_router(voice_routes.router)  # voice face: POST /voice/token (agents/voice)
     app.include_router(agui_routes.router)  # AG-UI face (ui_bridge)

@@ -13,7 +13,6 @@ returns: the error is logged once, the connection stays open.
 from __future__ import annotations
 
 import logging
-import math
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -21,24 +20,15 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.types import Scope
 
-from citadel.errors import CitadelError, Unavailable, error_body
+from citadel.errors import CitadelError, error_body, http_answer, invalid_body
 from citadel.memory.store_errors import translate
 
 log = logging.getLogger(__name__)
 
 
-def _location(loc: tuple[object, ...]) -> str:
-    parts = [str(p) for p in loc if p not in ("body",)]
-    return ".".join(parts) or "body"
-
-
 def citadel_response(error: CitadelError) -> JSONResponse:
-    headers = {}
-    if isinstance(error, Unavailable):
-        headers["Retry-After"] = str(max(1, math.ceil(error.retry_after)))
-    return JSONResponse(
-        error_body(error.message, error.code, error.code, error.param), status_code=error.status, headers=headers
-    )
+    status, body, headers = http_answer(error)
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -48,15 +38,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
-        problems = error.errors()
-        if any(p.get("type") == "json_invalid" for p in problems):
-            detail = next(p for p in problems if p.get("type") == "json_invalid")
-            message = f"request body is not valid JSON: {detail.get('ctx', {}).get('error', 'parse error')}"
-            return JSONResponse(error_body(message, "invalid_request", "malformed_json"), status_code=400)
-        first = problems[0]
-        where = _location(tuple(first.get("loc", ())))
-        message = "; ".join(f"{_location(tuple(p.get('loc', ())))}: {p.get('msg')}" for p in problems[:5])
-        return JSONResponse(error_body(message, "invalid_request", "validation_error", where), status_code=422)
+        status, body = invalid_body(error.errors())
+        return JSONResponse(body, status_code=status)
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, error: HTTPException) -> JSONResponse:

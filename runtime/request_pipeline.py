@@ -68,7 +68,8 @@ class RequestPipeline:
     def __init__(self, app: ASGIApp, *, settings: Settings, direct: Sequence[Route] = ()) -> None:
         """`direct`: routes served straight from here once admitted, past FastAPI's exception and exit-
         stack layers and its router (an ASGI app at one exact path, such as the MCP endpoint: it
-        needs none of them, and they cost about as much CPU as the rest of the pipeline)."""
+        needs none of them, and they cost about as much CPU as the rest of the pipeline); a method
+        the route does not list goes on to the router."""
         self.app = app
         self._direct = {route.path: route for route in direct}
         self._auth = Authentication(settings)
@@ -129,7 +130,7 @@ class RequestPipeline:
             return
         response.admitted = True
         direct = self._direct.get(scope["path"])
-        if direct is None:
+        if direct is None or (direct.methods is not None and scope["method"] not in direct.methods):
             await self.app(scope, checked, send)
         else:
             scope["route"] = direct  # as the router would: the template names the route in metrics and audit

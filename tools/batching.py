@@ -3,6 +3,9 @@
 A model embeds a batch of 32 texts in little more time than one text, so under load the batcher
 takes everything queued while the previous batch ran (up to `max_batch` texts) and runs it as one
 call at once. When idle, a request waits at most `max_wait` seconds for company before it runs alone.
+Up to `parallel` model calls run at once: a model on one thread a call wastes no CPU on keeping its
+threads in step, so several such calls side by side embed more per core than one call on several
+threads, on a machine whose cores are also busy with the server's event loop.
 """
 
 from __future__ import annotations
@@ -26,13 +29,15 @@ class _Job:
 
 
 class MicroBatcher:
-    def __init__(self, name: str, embed: EmbedBatch, *, max_batch: int, max_wait: float) -> None:
+    def __init__(self, name: str, embed: EmbedBatch, *, max_batch: int, max_wait: float, parallel: int = 1) -> None:
         self.name = name
         self._embed = embed
         self._max_batch = max_batch
         self._max_wait = max_wait
+        self._slots = asyncio.Semaphore(parallel)
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
+        self._flushing: set[asyncio.Task[None]] = set()
         self._carry: _Job | None = None  # a job that did not fit the last batch; first in the next
 
     async def embed(self, texts: list[str]) -> np.ndarray:
@@ -51,41 +56,60 @@ class MicroBatcher:
         return np.concatenate(parts) if len(parts) > 1 else parts[0]
 
     async def aclose(self) -> None:
-        if self._worker is not None:
-            self._worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._worker
+        for task in [self._worker, *self._flushing]:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         while not self._queue.empty():
             self._queue.get_nowait().future.cancel()
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            first, self._carry = self._carry, None
-            # Under load, the next batch queued up while the last one ran: it goes at once, so the
-            # model never idles while responses are written. Only a request that found the batcher
-            # idle waits (at most max_wait) for company.
-            idle = first is None and self._queue.empty()
-            batch = [first or await self._queue.get()]
-            size = len(batch[0].texts)
-            deadline = loop.time() + self._max_wait
-            while size < self._max_batch:
-                if self._queue.empty():
-                    remaining = deadline - loop.time()
-                    if not idle or remaining <= 0:
-                        break
-                    try:
-                        job = await asyncio.wait_for(self._queue.get(), remaining)
-                    except TimeoutError:
-                        break
-                else:
-                    job = self._queue.get_nowait()
-                if size + len(job.texts) > self._max_batch:
-                    self._carry = job
+            # A batch is gathered once a model call may start, so it takes all that queued meanwhile.
+            await self._slots.acquire()
+            try:
+                batch = await self._gather(loop)
+            except BaseException:
+                self._slots.release()
+                raise
+            flush = asyncio.create_task(self._flush([job for job in batch if not job.future.cancelled()]))
+            self._flushing.add(flush)
+            flush.add_done_callback(self._flushed)
+
+    def _flushed(self, flush: asyncio.Task[None]) -> None:
+        self._flushing.discard(flush)
+        self._slots.release()
+
+    async def _gather(self, loop: asyncio.AbstractEventLoop) -> list[_Job]:
+        """The next batch: the job carried over or the next queued, and what else is queued (up to
+        max_batch texts)."""
+        first, self._carry = self._carry, None
+        # Under load, the next batch queued up while the last ones ran: it goes at once, so the
+        # model never idles while responses are written. Only a request that found the queue
+        # empty waits (at most max_wait) for company.
+        idle = first is None and self._queue.empty()
+        batch = [first or await self._queue.get()]
+        size = len(batch[0].texts)
+        deadline = loop.time() + self._max_wait
+        while size < self._max_batch:
+            if self._queue.empty():
+                remaining = deadline - loop.time()
+                if not idle or remaining <= 0:
                     break
-                batch.append(job)
-                size += len(job.texts)
-            await self._flush([job for job in batch if not job.future.cancelled()])
+                try:
+                    job = await asyncio.wait_for(self._queue.get(), remaining)
+                except TimeoutError:
+                    break
+            else:
+                job = self._queue.get_nowait()
+            if size + len(job.texts) > self._max_batch:
+                self._carry = job
+                break
+            batch.append(job)
+            size += len(job.texts)
+        return batch
 
     async def _flush(self, batch: list[_Job]) -> None:
         if not batch:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -57,7 +58,9 @@ class _Provider:
 
     The breaker sees each model call once, however many callers' texts the batch carried."""
 
-    def __init__(self, name: str, embed: EmbedBatch, settings: Settings, aclose: Closer | None = None) -> None:
+    def __init__(
+        self, name: str, embed: EmbedBatch, settings: Settings, aclose: Closer | None = None, parallel: int = 1
+    ) -> None:
         self.name = name
         self.breaker = CircuitBreaker(
             name,
@@ -71,6 +74,7 @@ class _Provider:
             self._guarded,
             max_batch=settings.embedding_batch_size,
             max_wait=settings.embedding_batch_wait_ms / 1000,
+            parallel=parallel,
         )
         self._aclose = aclose
 
@@ -135,8 +139,10 @@ class EmbeddingService:
         self._providers: dict[str, list[_Provider]] = {}
 
     async def start(self) -> None:
-        """Load the embedded model and build each configured model's providers."""
-        self._minilm = await asyncio.to_thread(MiniLM, self._settings.embedding_threads)
+        """Load the embedded model and build each configured model's providers. The embedded model
+        runs `embedding_threads` batches at once (one per core by default), each on one thread."""
+        self._minilm = await asyncio.to_thread(MiniLM, 1)
+        parallel = self._settings.embedding_threads or os.cpu_count() or 1
         minilm = self._minilm
 
         async def embed_locally(texts: list[str]) -> np.ndarray:
@@ -149,7 +155,7 @@ class EmbeddingService:
                 self._providers.setdefault(name, []).append(_Provider(backend, embed, self._settings, aclose))
         # The embedded model serves all-minilm, last in line behind any Ollama server of the same model.
         self._providers.setdefault("all-minilm", []).append(
-            _Provider("embedded:all-minilm", embed_locally, self._settings)
+            _Provider("embedded:all-minilm", embed_locally, self._settings, parallel=parallel)
         )
         if self._settings.embedding_model not in self._providers:
             raise ValueError(

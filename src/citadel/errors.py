@@ -4,6 +4,10 @@ errors (HTTP status and `error_body`, MCP `isError`, AG-UI RUN_ERROR)."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 
 class CitadelError(Exception):
     """Base of the errors Citadel reports to its callers."""
@@ -22,6 +26,23 @@ def error_body(message: str, kind: str, code: str | None = None, param: str | No
     """The one HTTP error shape, `{"error": {"message", "type", "code", "param"}}` (the shape OpenAI
     clients parse)."""
     return {"error": {"message": message, "type": kind, "code": code, "param": param}}
+
+
+def _location(loc: Sequence[object]) -> str:
+    parts = [str(p) for p in loc if p != "body"]
+    return ".".join(parts) or "body"
+
+
+def invalid_body(problems: Sequence[Mapping[str, Any]]) -> tuple[int, dict[str, object]]:
+    """(status, body) for a request body that failed validation (pydantic's error list): 400 if it is
+    not JSON at all, else 422 naming the first field at fault."""
+    malformed = next((p for p in problems if p.get("type") == "json_invalid"), None)
+    if malformed is not None:
+        message = f"request body is not valid JSON: {malformed.get('ctx', {}).get('error', 'parse error')}"
+        return 400, error_body(message, "invalid_request", "malformed_json")
+    where = _location(tuple(problems[0].get("loc", ())))
+    message = "; ".join(f"{_location(tuple(p.get('loc', ())))}: {p.get('msg')}" for p in problems[:5])
+    return 422, error_body(message, "invalid_request", "validation_error", where)
 
 
 class InvalidRequest(CitadelError):
@@ -75,3 +96,11 @@ class BackendError(CitadelError):
         super().__init__(f"{backend}: {message}")
         self.backend = backend
         self.retryable = retryable
+
+
+def http_answer(error: CitadelError) -> tuple[int, dict[str, object], dict[str, str]]:
+    """(status, body, headers) of a Citadel error over HTTP: `Retry-After` on a 503."""
+    headers = {}
+    if isinstance(error, Unavailable):
+        headers["Retry-After"] = str(max(1, math.ceil(error.retry_after)))
+    return error.status, error_body(error.message, error.code, error.code, error.param), headers

@@ -163,7 +163,9 @@ class Settings(BaseSettings):
     embedding_batch_wait_ms: float = Field(
         default=2.0, ge=0, description="How long a batch waits for more callers before it runs."
     )
-    embedding_threads: int = Field(default=0, ge=0, description="ONNX threads for the embedded model (0 = all cores).")
+    embedding_threads: int = Field(
+        default=0, ge=0, description="Batches the embedded model runs at once, one thread each (0 = one per core)."
+    )
     embedding_cache_size: int = Field(default=50_000, ge=0, description="In-process cache entries (0 = off).")
     embedding_cache_ttl: int = Field(default=7 * 24 * 3600, ge=0, description="Redis cache TTL in seconds.")
 

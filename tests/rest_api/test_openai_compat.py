@@ -10,6 +10,7 @@ import numpy as np
 import openai
 import pytest
 
+from citadel.runtime.app import create_app
 from tests.live_server import LiveServer
 
 
@@ -114,3 +115,57 @@ def test_without_llm_backend_the_server_starts_and_only_llm_calls_are_refused(ma
         )
         assert run.status_code == 200, run.text
         assert run.json()["status"] == "done"
+
+
+def test_embeddings_are_served_past_fastapi_and_still_documented_counted_and_audited(make_settings: Any) -> None:
+    """The request pipeline answers POST /v1/embeddings itself (`EmbeddingsEndpoint`): it is served
+    with FastAPI's route taken out of the router, and that route still documents it."""
+    settings = make_settings()
+    app = create_app(settings)
+    assert "/v1/embeddings" in app.openapi()["paths"], "the FastAPI route documents the endpoint"
+    app.router.routes[:] = [r for r in app.router.routes if getattr(r, "path", None) != "/v1/embeddings"]
+    with LiveServer.start(settings, app=app) as live, httpx.Client(base_url=live.url, timeout=60) as http:
+        served = http.post("/v1/embeddings", json={"input": "served directly"})
+        metrics = http.get("/metrics").text
+        records = http.get("/admin/audit", params={"action": "POST /v1/embeddings"}).json()["records"]
+    assert served.status_code == 200, served.text
+    assert served.headers["content-type"] == "application/json"
+    assert len(served.json()["data"][0]["embedding"]) == 384
+    assert 'citadel_http_requests_total{method="POST",route="/v1/embeddings",status="200"}' in metrics
+    assert [(r["resource_type"], r["status"]) for r in records] == [("embedding", 200)]
+
+
+JSON = "application/json"
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type", "status", "code", "param", "needle"),
+    [
+        (b'{"input": 5}', JSON, 422, "validation_error", "input.str", "input"),
+        (b'{"input": "x", "encoding_format": "hex"}', JSON, 422, "validation_error", "encoding_format", "float"),
+        (b'{"input": "x", "dimensions": "many"}', JSON, 422, "validation_error", "dimensions", "dimensions"),
+        (b"{not json", JSON, 400, "malformed_json", None, "not valid JSON"),
+        (b"", JSON, 422, "validation_error", "body", "Field required"),
+        (b'{"input": "x"}', "text/plain", 422, "validation_error", "body", "body"),
+        (b'{"input": "x", "dimensions": 10}', JSON, 400, "invalid_request", "dimensions", "384-dimensional"),
+        (b'{"input": [[1, 2]]}', JSON, 400, "invalid_request", "input", "token arrays"),
+        (b'{"input": "x", "model": "nope"}', JSON, 404, "not_found", "model", "unknown embedding model"),
+    ],
+)
+def test_bad_embedding_bodies_are_4xx_naming_the_field(
+    live_server: LiveServer, content: bytes, content_type: str, status: int, code: str, param: str | None, needle: str
+) -> None:
+    with httpx.Client(base_url=live_server.url, timeout=60) as http:
+        response = http.post("/v1/embeddings", content=content, headers={"content-type": content_type})
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert (error["code"], error["param"]) == (code, param)
+    assert needle in error["message"]
+
+
+def test_embeddings_answer_other_methods_with_405(live_server: LiveServer) -> None:
+    with httpx.Client(base_url=live_server.url, timeout=60) as http:
+        response = http.get("/v1/embeddings")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"
+    assert response.json()["error"]["type"] == "method_not_allowed"

@@ -17,9 +17,11 @@ class Recorder:
         self.calls: list[list[str]] = []
         self.fail_on = fail_on
         self.release = asyncio.Event()
+        self.started = asyncio.Semaphore(0)  # one release per model call begun
 
     async def __call__(self, texts: list[str]) -> np.ndarray:
         self.calls.append(list(texts))
+        self.started.release()
         await self.release.wait()
         if self.fail_on in texts:
             raise RuntimeError(f"cannot embed {self.fail_on}")
@@ -72,4 +74,23 @@ async def test_cancelled_caller_does_not_break_others() -> None:
         vectors = await kept
     assert vectors.shape == (1, 2)
     assert doomed.cancelled()
+    await batcher.aclose()
+
+
+async def test_parallel_batches_run_side_by_side_and_no_more() -> None:
+    model = Recorder()
+    batcher = MicroBatcher("t", model, max_batch=4, max_wait=0, parallel=2)
+    with anyio.fail_after(5):
+        first = asyncio.create_task(batcher.embed(["a"]))
+        await model.started.acquire()
+        second = asyncio.create_task(batcher.embed(["bb"]))
+        await model.started.acquire()  # a second model call began while the first is held
+        third = asyncio.create_task(batcher.embed(["ccc"]))
+        for _ in range(20):  # let the batcher run as far as it can
+            await asyncio.sleep(0)
+        assert model.calls == [["a"], ["bb"]], "a third call waits for a free slot"
+        model.release.set()
+        results = await asyncio.gather(first, second, third)
+    assert [int(r[0][0]) for r in results] == [1, 2, 3]
+    assert model.calls[2] == ["ccc"]
     await batcher.aclose()
