@@ -59,7 +59,10 @@ class RunRequest:
     if_not_exists: Literal["reject", "create"] = "reject"
     keep_thread: bool = False
     durability: Durability | None = None
-    """LangGraph's durability mode for the run's checkpoints; None: LangGraph's default (`async`)."""
+    """LangGraph's durability mode for the run's checkpoints. None: `exit` for a stateless run whose
+    thread is deleted when it ends (nobody reads its steps' checkpoints; taken up again after its
+    process died, it starts over from its input, which its row keeps), else LangGraph's default
+    (`async`)."""
 
 
 class RunExecutor(Protocol):
@@ -145,7 +148,7 @@ class RunManager:
                 "interrupt_before": request.interrupt_before,
                 "interrupt_after": request.interrupt_after,
                 "stateless": stateless and not request.keep_thread,
-                "durability": request.durability,
+                "durability": request.durability or ("exit" if stateless and not request.keep_thread else None),
             },
             metadata=request.metadata,
         )

@@ -174,3 +174,26 @@ async def test_a_run_in_flight_during_a_database_outage_ends_success_after_it(
     assert finished.status == "success"
     assert values["done"] == list(NODES)
     assert thread.status == "idle"
+
+
+async def test_a_stateless_run_checkpoints_only_at_its_end_unless_it_keeps_its_thread(make_settings: Any) -> None:
+    async with run_manager(make_settings()) as runs:
+        checkpointer = runs.registry.get("slow_steps").graph.checkpointer
+        assert checkpointer is not None
+        assert not isinstance(checkpointer, bool)
+
+        async def steps_checkpointed(keep_thread: bool, **extra: Any) -> bool:
+            """Whether the run's thread has a checkpoint while its second node runs."""
+            run = (await runs.create(slow(0.5, keep_thread=keep_thread, **extra)))[0]
+            await runs.launch(run)
+            async with asyncio.timeout(DEADLINE):
+                async for _, event, data in runs.stream(run):
+                    if event == "values" and data.get("done") == ["a"]:
+                        break
+                found = await checkpointer.aget_tuple({"configurable": {"thread_id": run.thread_id}})
+                assert (await runs.wait(run)).status == "success"
+            return found is not None
+
+        assert not await steps_checkpointed(keep_thread=False)  # deleted when it ends: `exit`
+        assert await steps_checkpointed(keep_thread=True)  # its thread stays: LangGraph's `async`
+        assert await steps_checkpointed(keep_thread=False, durability="async")  # as the request asks
