@@ -4,7 +4,8 @@ the timing and a hash of the body (never the body).
 The request pipeline queues a `PendingRecord` once the request is answered: the few values it has
 at hand, taken from the request's scope (which is not kept). The audit log's writer makes the
 record from it (`to_record`: the timestamp, the action and resource from the route template, the
-digest, the clipped texts) off the request's time."""
+clipped texts) off the request's time. A pending record holds only strings and numbers: while it
+waits in the queue (up to a second) it keeps none of the request's objects alive."""
 
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ from typing import Any, NamedTuple
 
 from starlette.types import Message, Receive, Scope
 
-from citadel.core.identity import Identity
 from citadel.memory.audit import AuditRecord
 
 UNAUDITED = ("/health", "/metrics")
@@ -55,27 +55,26 @@ class PendingRecord(NamedTuple):
     """A request's audit record as the request path leaves it (a `PendingAudit` of the audit log)."""
 
     at: float
-    identity: Identity | None
+    user_id: str | None
+    session_id: str | None
     auth_error: str | None
     method: str
     path: str
     template: str
-    path_params: dict[str, Any] | None
-    client: tuple[str, int] | None
+    resource_id: str | None
+    client_ip: str | None
     user_agent: bytes | None
     status: int
     seconds: float
     error: str | None
-    body: BodyDigest
+    body_sha256: str | None
 
     def to_record(self) -> AuditRecord:
-        identity, status = self.identity, self.status
-        resource_id = next((str(v) for v in self.path_params.values()), None) if self.path_params else None
-        user_agent = self.user_agent.decode("latin-1")[:500] if self.user_agent else None
+        status, resource_id = self.status, self.resource_id
         return AuditRecord(
             at=datetime.fromtimestamp(self.at, UTC),
-            user_id=identity.user_id if identity is not None else None,
-            session_id=identity.session_id if identity is not None else None,
+            user_id=self.user_id,
+            session_id=self.session_id,
             action=f"{self.method} {self.template}"[:255],
             resource_type=_resource_type(self.template),
             resource_id=resource_id[:255] if resource_id else None,
@@ -83,10 +82,10 @@ class PendingRecord(NamedTuple):
             path=self.path[:2000],
             status=status,
             latency_ms=round(self.seconds * 1000, 2),
-            client_ip=self.client[0] if self.client else None,
-            user_agent=user_agent,
+            client_ip=self.client_ip,
+            user_agent=self.user_agent.decode("latin-1")[:500] if self.user_agent else None,
             error=self.error or self.auth_error or (f"HTTP {status}" if status >= 400 else None),
-            body_sha256=self.body.hexdigest(),
+            body_sha256=self.body_sha256,
         )
 
 
@@ -95,19 +94,23 @@ def pending_record(
 ) -> PendingRecord:
     """What the audit log needs of an answered request; the record itself is made by its writer."""
     state = scope.get("state", {})
+    identity = state.get("identity")
     path: str = scope["path"]
+    params: dict[str, Any] | None = scope.get("path_params")
+    client = scope.get("client")
     return PendingRecord(
         at=time.time(),
-        identity=state.get("identity"),
+        user_id=identity.user_id if identity is not None else None,
+        session_id=identity.session_id if identity is not None else None,
         auth_error=state.get("auth_error"),
         method=scope["method"],
         path=path,
         template=getattr(scope.get("route"), "path", None) or path,
-        path_params=scope.get("path_params"),
-        client=scope.get("client"),
+        resource_id=next((str(v) for v in params.values()), None) if params else None,
+        client_ip=client[0] if client else None,
         user_agent=user_agent,
         status=status,
         seconds=seconds,
         error=error,
-        body=body,
+        body_sha256=body.hexdigest(),
     )
