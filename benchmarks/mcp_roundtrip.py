@@ -18,7 +18,10 @@ order of the servers. Printed: calls/s, p50/p95 latency, the ratios to bare (tar
 0.95x) and calls per CPU-second each server process used ("calls/s per core", target >= 300): the load
 generator shares the machine's cores, so that is the steadier measure of a server.
 
-    python -m benchmarks.mcp_roundtrip [--rounds 3] [--seconds 4]
+`--before DIR` adds a fourth server, `before`: `citadel serve` running the code of another checkout
+(e.g. a worktree of main), so that a change is measured against the code before it in the same run.
+
+    python -m benchmarks.mcp_roundtrip [--rounds 3] [--seconds 4] [--before ../main]
 """
 
 from __future__ import annotations
@@ -223,8 +226,8 @@ async def load(server: Server, concurrency: int, seconds: float) -> Sample:
     return sample
 
 
-CONTENDERS = ("citadel", "endpoint", "bare")
 LABELS = {
+    "before": "Citadel: /mcp in the full app, the code of --before",
     "citadel": "Citadel: /mcp in the full app (citadel serve)",
     "endpoint": "Citadel's MCP endpoint alone, without the app's request pipeline",
     "bare": "bare mcp SDK server, same tool",
@@ -232,18 +235,19 @@ LABELS = {
 
 
 async def measure(servers: dict[str, Server], rounds: int, seconds: float) -> None:
-    results = {(name, c): Sample() for name in CONTENDERS for c in CONCURRENCY}
+    contenders = list(servers)
+    results = {(name, c): Sample() for name in contenders for c in CONCURRENCY}
     for round_ in range(rounds):
         for concurrency in CONCURRENCY:
-            order = list(CONTENDERS) if round_ % 2 == 0 else list(reversed(CONTENDERS))
+            order = contenders if round_ % 2 == 0 else contenders[::-1]
             for name in order:
                 results[(name, concurrency)].add(await load(servers[name], concurrency, seconds))
     print(f"\n== {TOOL} over streamable HTTP ({PROTOCOL}), {rounds} rounds x {seconds:g} s each ==")
-    for name in CONTENDERS:
+    for name in contenders:
         print(f"  {name:<9} {LABELS[name]}")
     print(f"{'server':<9}{'clients':>8}{'calls/s':>10}{'p50 ms':>9}{'p95 ms':>9}{'calls/cpu-s':>13}")
     for concurrency in CONCURRENCY:
-        for name in CONTENDERS:
+        for name in contenders:
             s = results[(name, concurrency)]
             print(
                 f"{name:<9}{concurrency:>8}{s.rate:>10.0f}{s.percentile(0.5):>9.2f}{s.percentile(0.95):>9.2f}"
@@ -252,23 +256,37 @@ async def measure(servers: dict[str, Server], rounds: int, seconds: float) -> No
     print("\nratios to bare (target: citadel >= 0.95x); calls/s per core = calls per CPU-second of the server")
     for concurrency in CONCURRENCY:
         bare = results[("bare", concurrency)]
-        for name in ("citadel", "endpoint"):
+        for name in contenders[:-1]:
             ours = results[(name, concurrency)]
             print(
                 f"  {concurrency:>2} client(s), {name:<8}: calls/s {ours.rate / bare.rate:.2f}x, "
                 f"per core {ours.per_core / bare.per_core:.2f}x ({ours.per_core:.0f} calls/s per core; target >= 300)"
             )
+    if "before" in contenders:
+        print("citadel against before (the --before code), same run:")
+        for concurrency in CONCURRENCY:
+            ours, theirs = results[("citadel", concurrency)], results[("before", concurrency)]
+            print(
+                f"  {concurrency:>2} client(s): calls/s {ours.rate / theirs.rate:.2f}x, "
+                f"per core {ours.per_core / theirs.per_core:.2f}x"
+            )
 
 
-async def run(rounds: int, seconds: float) -> None:
-    print(f"command: python -m benchmarks.mcp_roundtrip --rounds {rounds} --seconds {seconds:g}")
+async def run(rounds: int, seconds: float, before: Path | None) -> None:
+    print(f"command: python -m benchmarks.mcp_roundtrip --rounds {rounds} --seconds {seconds:g}", end="")
+    print(f" --before {before}" if before else "")
     print(f"machine: {os.cpu_count()} cores; servers and load generator share them")
     env = {"CITADEL_RATE_LIMIT_MCP": "1000000/second"}
-    with citadel_serve(env) as citadel, child_serve("endpoint") as endpoint, child_serve("bare") as bare:
-        servers = {"citadel": citadel, "endpoint": endpoint, "bare": bare}
+    with contextlib.ExitStack() as stack:
+        servers: dict[str, Server] = {}
+        if before is not None:  # its `src/citadel` comes first on the path: its code, this environment
+            servers["before"] = stack.enter_context(citadel_serve({**env, "PYTHONPATH": str(before / "src")}))
+        servers["citadel"] = stack.enter_context(citadel_serve(env))
+        servers["endpoint"] = stack.enter_context(child_serve("endpoint"))
+        servers["bare"] = stack.enter_context(child_serve("bare"))
         answers = {name: await check(server) for name, server in servers.items()}
-        assert answers["citadel"] == answers["endpoint"] == answers["bare"], f"the tools differ: {answers}"
-        print(f"same result from all three (checked with the SDK client): {json.dumps(answers['bare'])[:90]}…")
+        assert all(answer == answers["bare"] for answer in answers.values()), f"the tools differ: {answers}"
+        print(f"same result from all {len(servers)} (checked with the SDK client): {json.dumps(answers['bare'])[:90]}…")
         await measure(servers, rounds, seconds)
 
 
@@ -276,13 +294,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--before", type=Path, help="another checkout whose code to serve as `before` too")
     parser.add_argument("--serve", nargs=2, metavar=("KIND", "PORT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         kind, port = args.serve
         {"bare": serve_bare, "endpoint": serve_endpoint}[kind](int(port))
         return
-    asyncio.run(run(args.rounds, args.seconds))
+    before = args.before.resolve() if args.before else None
+    asyncio.run(run(args.rounds, args.seconds, before))
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ from citadel.runtime.auth import Authentication
 from citadel.runtime.http_errors import error_leaves, last_resort
 from citadel.runtime.input_limits import BodyTooLarge, InputLimits
 from citadel.runtime.rate_limits import RateLimiter
-from citadel.runtime.request_audit import UNAUDITED, BodyDigest, audit_record
+from citadel.runtime.request_audit import UNAUDITED, BodyDigest, pending_record
 from citadel.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -110,10 +110,10 @@ class RequestPipeline:
             elapsed = time.perf_counter() - started
             self._count(scope, response, elapsed)
             if body is not None and audit is not None:
-                record = audit_record(
-                    scope, headers, status=response.status, latency_ms=round(elapsed * 1000, 2), error=error, body=body
+                user_agent = headers.get(b"user-agent")
+                audit.record(
+                    pending_record(scope, user_agent, status=response.status, seconds=elapsed, error=error, body=body)
                 )
-                audit.record(record)
 
     async def _admit(
         self, scope: Scope, state: dict[str, Any], headers: dict[bytes, bytes], receive: Receive, response: _Response
