@@ -16,12 +16,11 @@ import contextlib
 import errno
 import logging
 import sqlite3
+import sys
 import time
 from collections.abc import Iterator
+from typing import Any
 
-import asyncpg
-import psycopg
-import psycopg_pool
 import redis.exceptions
 from sqlalchemy import exc as sa
 
@@ -44,12 +43,6 @@ _REFUSED_VALUES = {
 _OUTAGES: tuple[type[BaseException], ...] = (
     ConnectionError,  # refused, reset, broken pipe
     TimeoutError,
-    psycopg.OperationalError,  # psycopg_pool's PoolTimeout among them
-    psycopg.InterfaceError,
-    psycopg_pool.PoolClosed,
-    asyncpg.exceptions.PostgresConnectionError,
-    asyncpg.exceptions.ConnectionDoesNotExistError,
-    asyncpg.exceptions.InterfaceError,
     sa.OperationalError,
     sa.InterfaceError,
     sa.DisconnectionError,
@@ -58,11 +51,40 @@ _OUTAGES: tuple[type[BaseException], ...] = (
     redis.exceptions.TimeoutError,
     redis.exceptions.BusyLoadingError,
 )
+"""Besides the PostgreSQL drivers' own (`_driver_outages`)."""
 _NETWORK_ERRNOS = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENETDOWN, errno.EHOSTDOWN, errno.ETIMEDOUT}
 _SQLITE_BUSY = ("locked", "busy", "unable to open", "disk i/o error")
 """sqlite3.OperationalError messages that pass (another process holds the file; the disk hiccupped),
 unlike its others (`no such table`), which are bugs."""
 _warned_at = 0.0
+
+
+def _loaded(name: str) -> Any | None:
+    """The driver module if something imported it, else None. An error can only come from a driver
+    that is loaded, so the PostgreSQL drivers' classes are looked up here rather than imported: the
+    embedded (SQLite) defaults never load psycopg or asyncpg."""
+    return sys.modules.get(name)
+
+
+def _driver_outages() -> tuple[type[BaseException], ...]:
+    found: list[type[BaseException]] = []
+    if (psycopg := _loaded("psycopg")) is not None:
+        found += [psycopg.OperationalError, psycopg.InterfaceError]  # psycopg_pool's PoolTimeout among them
+    if (psycopg_pool := _loaded("psycopg_pool")) is not None:
+        found.append(psycopg_pool.PoolClosed)
+    if (asyncpg := _loaded("asyncpg")) is not None:
+        exceptions = asyncpg.exceptions
+        found += [exceptions.PostgresConnectionError, exceptions.ConnectionDoesNotExistError, exceptions.InterfaceError]
+    return tuple(found)
+
+
+def _driver_data_errors() -> tuple[type[BaseException], ...]:
+    found: list[type[BaseException]] = []
+    if (psycopg := _loaded("psycopg")) is not None:
+        found.append(psycopg.DataError)
+    if (asyncpg := _loaded("asyncpg")) is not None:
+        found.append(asyncpg.exceptions.DataError)
+    return tuple(found)
 
 
 def _chain(error: BaseException) -> Iterator[BaseException]:
@@ -88,7 +110,7 @@ def _refused_value(error: BaseException) -> str | None:
         state = _sqlstate(link)
         if state is not None and state.startswith("22"):
             return _REFUSED_VALUES.get(state, "a value does not fit the database")
-        if isinstance(link, OverflowError | asyncpg.exceptions.DataError | psycopg.DataError):
+        if isinstance(link, (OverflowError, *_driver_data_errors())):
             return "a number is out of range"
         if isinstance(link, UnicodeEncodeError):
             return "text contains a character that cannot be stored (an unpaired surrogate)"
@@ -106,7 +128,7 @@ def is_outage(error: BaseException) -> bool:
             return True
         if isinstance(link, sa.DBAPIError) and isinstance(link.orig, sqlite3.Error):
             continue  # judged by the sqlite3 error it wraps, below
-        if isinstance(link, _OUTAGES):
+        if isinstance(link, (*_OUTAGES, *_driver_outages())):
             return True
         if isinstance(link, OSError) and link.errno in _NETWORK_ERRNOS:
             return True

@@ -14,10 +14,12 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from citadel.agents.voice.server_api import ServerAPI
 from citadel.errors import NotFound
+
+if TYPE_CHECKING:  # the server's voice token route imports this module; the SDK client stays out of it
+    from citadel.agents.voice.server_api import ServerAPI
 
 METADATA_KEY = "citadel"
 SOURCE = "voice"

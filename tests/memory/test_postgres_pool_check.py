@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
-from citadel.memory.persistence import check_when_closed
+from citadel.memory.postgres_persistence import check_when_closed
 
 
 async def _backend_pid(pool: AsyncConnectionPool[Any]) -> int:
