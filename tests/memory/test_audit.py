@@ -9,26 +9,15 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from citadel.memory.app_store import now
 from citadel.memory.audit import BATCH, AuditLog, AuditRecord
-from citadel.memory.database import create_engine
-from tests.live_server import migrate_database
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def log_settings(request: pytest.FixtureRequest, make_settings: Any) -> Any:
-    overrides = {"database_url": request.getfixturevalue("database_url")} if request.param == "postgres" else {}
-    return make_settings(**overrides)
 
 
 @pytest.fixture
-async def audit_log(log_settings: Any) -> Any:
-    settings = log_settings
-    await migrate_database(settings)
-    engine = create_engine(settings)
-    yield AuditLog(engine)
-    await engine.dispose()
+def audit_log(app_engine: AsyncEngine) -> AuditLog:
+    return AuditLog(app_engine)
 
 
 def record(path: str, status: int = 200, **fields: Any) -> AuditRecord:

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from citadel.errors import InvalidRequest, NotFound, Unavailable
 from citadel.memory.app_store import AppStore
@@ -16,19 +17,9 @@ from tests.live_server import migrate_database
 from tests.ollama_wire_server import free_port
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def store_settings(request: pytest.FixtureRequest, make_settings: Any) -> Any:
-    overrides = {"database_url": request.getfixturevalue("database_url")} if request.param == "postgres" else {}
-    return make_settings(**overrides)
-
-
 @pytest.fixture
-async def store(store_settings: Any) -> Any:
-    settings = store_settings
-    await migrate_database(settings)
-    engine = create_engine(settings)
-    yield AppStore(engine)
-    await engine.dispose()
+def store(app_engine: AsyncEngine) -> AppStore:
+    return AppStore(app_engine)
 
 
 async def test_refused_values_are_invalid_requests(store: AppStore) -> None:
