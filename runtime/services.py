@@ -83,7 +83,8 @@ async def open_services(settings: Settings, *, llm: bool = True, state: bool = F
             engine = create_engine(settings)
             stack.push_async_callback(engine.dispose)
             await _check_database(settings, engine)
-            app_store = AppStore(engine)
+            app_store = AppStore(engine, timeout=settings.database_timeout)
+            stack.push_async_callback(app_store.close)
             persistence = await stack.enter_async_context(open_persistence(settings, memory_index(embeddings)))
 
         router = await _open_router(settings, embeddings) if llm else None

@@ -3,6 +3,7 @@ a value the database refuses is `InvalidRequest` (400), never the driver's text.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -18,8 +19,9 @@ from tests.ollama_wire_server import free_port
 
 
 @pytest.fixture
-def store(app_engine: AsyncEngine) -> AppStore:
-    return AppStore(app_engine)
+async def store(app_engine: AsyncEngine) -> AsyncIterator[AppStore]:
+    async with AppStore(app_engine) as store:
+        yield store
 
 
 async def test_refused_values_are_invalid_requests(store: AppStore) -> None:
@@ -51,6 +53,7 @@ async def test_postgres_refusals_name_no_internals(make_settings: Any, database_
                 await attempt
             assert "sqlalchemy" not in refused.value.message.lower()
     finally:
+        await store.close()
         await store.engine.dispose()
 
 
@@ -65,4 +68,5 @@ async def test_unreachable_database_is_unavailable(make_settings: Any) -> None:
             async with store.engine.connect() as connection:
                 await connection.execute(text("select 1"))
     finally:
+        await store.close()
         await store.engine.dispose()

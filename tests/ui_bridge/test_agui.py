@@ -284,7 +284,8 @@ def test_requests_are_refused_before_streaming(client: httpx.Client, module_sett
     async def create_elsewhere() -> None:
         engine = create_engine(module_settings)
         try:
-            await AppStore(engine).create_thread("someone-else", thread_id=other, graph="assistant")
+            async with AppStore(engine) as store:
+                await store.create_thread("someone-else", thread_id=other, graph="assistant")
         finally:
             await engine.dispose()
 

@@ -76,7 +76,8 @@ class VoiceRuntime:
         """As a run started elsewhere (say, the chat page) holds the thread: straight in the app tables."""
         engine = create_engine(self.settings)
         try:
-            return await AppStore(engine).try_mark_busy(thread_id)
+            async with AppStore(engine) as store:
+                return await store.try_mark_busy(thread_id)
         finally:
             await engine.dispose()
 

@@ -93,7 +93,8 @@ def test_a_token_to_continue_a_chat_thread_and_not_someone_elses(server: tuple[L
     async def bobs_thread() -> str:
         engine = create_engine(settings)
         try:
-            return (await AppStore(engine).create_thread("bob", graph="assistant")).thread_id
+            async with AppStore(engine) as store:
+                return (await store.create_thread("bob", graph="assistant")).thread_id
         finally:
             await engine.dispose()
 
