@@ -57,8 +57,11 @@ def create_app(settings: Settings | None = None, *, adjust_deps: DepsAdjuster | 
     mcp_route = mcp_endpoint.route()
     # /v1/embeddings is served past FastAPI's router too; its FastAPI route stays for the schema.
     app.add_middleware(RequestPipeline, settings=settings, direct=[mcp_route, openai_compat.embeddings_route()])
-    app.include_router(rest_routes.router)  # REST face (rest_api)
-    app.include_router(voice_routes.router)  # voice face: POST /voice/token (agents/voice)
+    # Each router on the app itself, the ones a run's requests take first: FastAPI tries every route
+    # before the one a request wants (rest_api/routes.py).
     app.include_router(agui_routes.router)  # AG-UI face (ui_bridge)
+    for router in rest_routes.routers:  # REST face (rest_api)
+        app.include_router(router)
+    app.include_router(voice_routes.router)  # voice face: POST /voice/token (agents/voice)
     app.router.routes.insert(0, mcp_route)  # MCP face (mcp_server): served by the pipeline, listed here too
     return app
