@@ -74,11 +74,12 @@ class TcpProxy:
     async def _set(self, mode: Mode) -> None:
         previous, self.mode = self.mode, mode
         if mode == "refuse":
-            await self._close_all()
+            # Stop listening first: a connection accepted while the others close would stay open,
+            # forwarding, through the outage (and then be left unclosed).
             if self._server is not None:
                 self._server.close()
-                await self._server.wait_closed()
                 self._server = None
+            await self._close_all()
         elif mode == "freeze":
             self._thawed.clear()
         else:
@@ -114,6 +115,8 @@ class TcpProxy:
         self._writers.add(writer)
         try:
             await self._thawed.wait()  # a frozen service accepts, and never answers
+            if self.mode == "refuse":  # accepted just before the listener closed
+                raise ConnectionRefusedError
             up_reader, up_writer = await asyncio.open_connection(*self.upstream)
         except (OSError, asyncio.CancelledError):
             writer.transport.abort()
