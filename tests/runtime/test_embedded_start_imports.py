@@ -1,8 +1,8 @@
 """What an embedded (SQLite) `citadel serve` imports before its first answer: the app and the opened
 core, in a fresh interpreter. The PostgreSQL drivers and LangGraph's PostgreSQL persistence load only
-with `CITADEL_DATABASE_URL`; Alembic only to migrate (a current schema is checked without it); Clerk's
-SDK only with Clerk configured; the `mcp` SDK in the background once the app has started (issue 15:
-start-up time and idle memory)."""
+with `CITADEL_DATABASE_URL`; Alembic only to migrate (a current schema is checked without it);
+Clerk's SDK only with Clerk configured; ag-ui-langgraph on the first AG-UI run; the `mcp` SDK in the
+background once the app has started (issue 15: start-up time and idle memory)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,14 @@ import sys
 from pathlib import Path
 
 POSTGRES_ONLY = ("psycopg", "psycopg_pool", "asyncpg", "langgraph.checkpoint.postgres", "langgraph.store.postgres")
-NOT_BEFORE_THE_FIRST_ANSWER = ("alembic", "clerk_backend_api", "jwt", "mcp", "citadel.mcp_server.server")
+NOT_BEFORE_THE_FIRST_ANSWER = (
+    "alembic",
+    "clerk_backend_api",
+    "jwt",
+    "mcp",
+    "citadel.mcp_server.server",
+    "ag_ui_langgraph",
+)
 
 OPEN_THE_APP = """
 import asyncio, json, sys
