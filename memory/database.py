@@ -3,7 +3,7 @@ the data directory. Its schema is migrated by `citadel migrate` (Alembic). At st
 database gets the schema (as `langgraph dev` creates its own); one at an older schema is refused,
 saying to run `citadel migrate`: an upgrade stays an explicit step. A database already at the
 latest revision (`HEAD_REVISION`, read from Alembic's version table) is checked without loading
-Alembic, which only migrating needs (half a second of a server's start)."""
+Alembic, which only migrating needs (its import and its reading of the scripts: 0.1 s of CPU)."""
 
 from __future__ import annotations
 
