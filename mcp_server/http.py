@@ -20,26 +20,37 @@ Sessions: one idle (no request in flight) for `CITADEL_MCP_SESSION_IDLE_SECONDS`
 `Retry-After` the SDK leaves out. Header values are trimmed of surrounding whitespace before the SDK
 compares them with the body (RFC 9110 §5.5: a field value excludes it; uvicorn's httptools parser
 hands it on as sent).
+
+The `mcp` SDK is imported and the server built in the background once the app has started (it
+costs 0.7-0.8 s of CPU): the app answers `/health` at once, and a request to `/mcp` that comes
+before the server is ready waits for it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ipaddress
+import logging
 import math
 from collections.abc import AsyncIterator, Sequence
+from typing import TYPE_CHECKING
 
-from mcp.server.mcpserver import MCPServer
-from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
-from mcp.server.transport_security import TransportSecuritySettings
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from citadel.core.services import Core
+from citadel.errors import Unavailable
 from citadel.graphs.spec import ServedGraph
-from citadel.mcp_server.auth import BearerAuth
-from citadel.mcp_server.server import create_server
 from citadel.settings import Settings
+
+if TYPE_CHECKING:  # the SDK is imported when the server is built, off the start-up path
+    from mcp.server.mcpserver import MCPServer
+    from mcp.server.transport_security import TransportSecuritySettings
+
+    from citadel.mcp_server.auth import BearerAuth
+
+log = logging.getLogger(__name__)
 
 PATH = "/mcp"
 OWS = b" \t"
@@ -57,6 +68,8 @@ def is_loopback(host: str) -> bool:
 
 
 def transport_security(settings: Settings) -> TransportSecuritySettings:
+    from mcp.server.transport_security import TransportSecuritySettings
+
     loopback = is_loopback(settings.host)
     if not loopback and not settings.mcp_allowed_hosts and not settings.mcp_allowed_origins:
         return TransportSecuritySettings(enable_dns_rebinding_protection=False)
@@ -76,6 +89,7 @@ class MCPEndpoint:
         self._state: Core | None = None
         self.server: MCPServer[Core] | None = None
         self._app: ASGIApp | None = None
+        self._ready = asyncio.Event()  # set when the server is built (or failed to be)
         # Sessions free up as idle ones are closed: a refused client is told to come back then, at most
         # a minute later.
         self._retry_after = str(max(1, math.ceil(min(settings.mcp_session_idle_seconds, 60.0)))).encode()
@@ -83,7 +97,11 @@ class MCPEndpoint:
     def _build(self, specs: Sequence[ServedGraph]) -> None:
         """The MCP server for these graphs (one tool each), with its session manager (the Starlette
         app the SDK returns is not used: the route below serves the same session manager inside
-        Citadel's app)."""
+        Citadel's app). It imports the SDK: called in a worker thread."""
+        from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
+
+        from citadel.mcp_server.server import create_server
+
         settings = self._settings
         self.server = create_server(settings, self._provide, specs)
         self.server.streamable_http_app(
@@ -106,8 +124,12 @@ class MCPEndpoint:
                     message = {**message, "headers": [*headers, (b"retry-after", self._retry_after)]}
             await send(message)
 
+        if not self._ready.is_set():
+            if self._state is None:
+                raise RuntimeError("MCPEndpoint.serve() builds the MCP server; it was not entered")
+            await self._ready.wait()
         if self._app is None:
-            raise RuntimeError("MCPEndpoint.serve() builds the MCP server; it was not entered")
+            raise Unavailable("the MCP endpoint failed (the server's log says why)", retry_after=60)
         await self._app(scope, receive, with_retry_after)
 
     def route(self) -> Route:
@@ -116,15 +138,30 @@ class MCPEndpoint:
     @contextlib.asynccontextmanager
     async def serve(self, state: Core) -> AsyncIterator[None]:
         """Run the MCP session manager over `state` (what the app's lifespan opened), with a tool per
-        graph of its registry (the built-in graphs and the project's)."""
-        self._build([entry.spec for entry in state.registry.list()])
-        assert self.server is not None
-        self._state = state
+        graph of its registry (the built-in graphs and the project's). Returns at once: the server is
+        built and its session manager run by a task of its own, until the block exits."""
+        self._state, self._app, self._ready = state, None, asyncio.Event()
+        stop = asyncio.Event()
+        task = asyncio.create_task(self._run([entry.spec for entry in state.registry.list()], stop))
         try:
-            async with self.server.session_manager.run():
-                yield
+            yield
         finally:
+            stop.set()
+            await task
             self._state = None
+
+    async def _run(self, specs: Sequence[ServedGraph], stop: asyncio.Event) -> None:
+        try:
+            await asyncio.to_thread(self._build, specs)  # the event loop goes on answering meanwhile
+            assert self.server is not None
+            async with self.server.session_manager.run():
+                self._ready.set()
+                await stop.wait()
+        except Exception:
+            log.exception("the MCP endpoint failed")
+            self._app = None
+        finally:
+            self._ready.set()
 
     @contextlib.asynccontextmanager
     async def _provide(self) -> AsyncIterator[Core]:

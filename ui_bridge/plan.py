@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ag_ui.core import RunAgentInput
-from ag_ui_langgraph.utils import agui_messages_to_langchain
 
 from citadel.graphs.spec import ServedGraph
 from citadel.ui_bridge.run_graph import message_input
@@ -58,6 +57,9 @@ def plan_run(spec: ServedGraph, input: RunAgentInput, values: Mapping[str, Any])
     fields = spec.input_model.model_fields
     graph_input: dict[str, Any] = {}
     if new:
+        # ag-ui-langgraph (and the langchain agents it loads) on the first run, not at the server's start
+        from ag_ui_langgraph.utils import agui_messages_to_langchain
+
         graph_input["messages"] = [message_input(m) for m in agui_messages_to_langchain(new)]
     state = input.state if isinstance(input.state, Mapping) else {}
     changed = {k: v for k, v in state.items() if k in fields and k != "messages" and v != values.get(k)}

@@ -25,7 +25,6 @@ from citadel.core.identity import Identity, IdentityDep
 from citadel.core.registry import GraphRegistry, RegisteredGraph
 from citadel.errors import Conflict, NotFound
 from citadel.memory.app_store import AppStore, Thread, check_thread_id
-from citadel.ui_bridge.agent import make_agent
 from citadel.ui_bridge.plan import forwarded, plan_run
 from citadel.ui_bridge.run_graph import RunGraph
 from citadel.ui_bridge.stream import LeanStream, encode
@@ -155,6 +154,8 @@ async def run_agent(
         metadata={"agui_run_id": input.run_id},
         snapshot=snapshot,
     )
+    from citadel.ui_bridge.agent import make_agent  # ag-ui-langgraph: on the first run, not at start
+
     values = snapshot.values or {}
     agent = make_agent(run_graph, entry.spec, plan, thread_values=values, emit_raw=_wants_raw(input))
     # A restore always sends a full snapshot; a run sends deltas against the state the client sent.

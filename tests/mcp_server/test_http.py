@@ -19,6 +19,7 @@ from mcp.server.auth.provider import AccessToken
 
 from citadel.mcp_server import http as mcp_http
 from citadel.mcp_server.auth import BearerAuth
+from citadel.runtime.core import open_core
 from citadel.settings import Settings
 from tests.live_server import LiveServer
 from tests.mcp_server.client_kit import (
@@ -234,6 +235,25 @@ class StaticTokens:
     async def verify_token(self, token: str) -> AccessToken | None:
         user = self.users.get(token)
         return AccessToken(token=token, client_id="test-client", scopes=["mcp"], subject=user) if user else None
+
+
+async def test_a_request_while_the_server_is_built_waits_for_it(make_settings: Any) -> None:
+    """The MCP server is built in the background once the app has started: a request that comes
+    before it is ready is answered when it is, not refused."""
+    settings = make_settings()
+    endpoint = mcp_http.MCPEndpoint(settings)
+    transport = httpx.ASGITransport(app=endpoint)
+    async with (
+        open_core(settings) as core,
+        endpoint.serve(core),
+        httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http,
+    ):
+        assert endpoint.server is None  # its task has not run yet
+        with anyio.fail_after(60):
+            response = await http.post("/mcp", json=INITIALIZE, headers=JSON_AND_SSE)
+        assert endpoint.server is not None
+    assert response.status_code == 200, response.text
+    assert '"protocolVersion":"2025-11-25"' in response.text
 
 
 @contextlib.asynccontextmanager

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from citadel.memory.database import create_engine, current_revision, head_revision, migrate
+from citadel.memory.database import HEAD_REVISION, create_engine, current_revision, head_revision, migrate
 from citadel.runtime.services import open_services
 from tests.live_server import LiveServer
 
@@ -95,6 +95,11 @@ def test_migrate_is_idempotent_and_serve_refuses_an_old_schema(tmp_path: Path) -
     assert f"migrated empty → {head_revision()}" in first.stderr
     again = citadel("migrate", data_dir=data)
     assert f"schema already at {head_revision()}" in again.stderr
+
+
+def test_the_server_knows_the_latest_migration() -> None:
+    """A server checks the schema against `HEAD_REVISION` without loading Alembic: it must be Alembic's head."""
+    assert head_revision() == HEAD_REVISION
 
 
 def test_migrate_on_postgres(tmp_path: Path, database_url: str) -> None:
