@@ -2,6 +2,8 @@
 
 1. The same 20-super-step graph on the in-memory saver (baseline), SQLite and PostgreSQL: per-step
    latency p50/p95 and the ratio to the baseline. Target: PostgreSQL p50 ≤ 5 ms per super-step.
+   SQLite twice: LangGraph's `AsyncSqliteSaver` (aiosqlite) and Citadel's embedded checkpointer
+   (`memory/sqlite_checkpoints.py`: LangGraph's `SqliteSaver` on a thread of its own).
 2. Storage: bytes of PostgreSQL checkpoint tables after 10, 100 and 500 turns of one conversation
    thread shaped like Citadel's graphs (messages accumulate); growth must be linear, ≤ 10 MB at 500.
 
@@ -19,6 +21,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -34,6 +37,7 @@ from langgraph.graph.message import add_messages
 from typing_extensions import TypedDict
 
 from citadel.agents.state import Messages
+from citadel.memory.sqlite_checkpoints import ThreadedSqliteSaver
 
 STEPS = 20
 TABLES = ("checkpoints", "checkpoint_blobs", "checkpoint_writes")
@@ -91,9 +95,10 @@ async def fresh_postgres(server_url: str) -> AsyncIterator[str]:
         await admin.close()
 
 
-async def step_latencies(saver: BaseCheckpointSaver[Any], runs: int, durability: str) -> list[float]:
+async def step_latencies(saver: BaseCheckpointSaver[Any], runs: int, durability: str) -> Steps:
     graph = counting_graph().compile(checkpointer=saver)
     latencies: list[float] = []
+    cpu_before = time.process_time()
     for _ in range(runs):
         config = {"configurable": {"thread_id": str(uuid.uuid4())}}
         last = time.perf_counter()
@@ -103,7 +108,14 @@ async def step_latencies(saver: BaseCheckpointSaver[Any], runs: int, durability:
             now = time.perf_counter()
             latencies.append(now - last)
             last = now
-    return latencies
+    return Steps(latencies, (time.process_time() - cpu_before) / len(latencies))
+
+
+@dataclass
+class Steps:
+    latencies: list[float]
+    cpu_seconds: float
+    """This process's CPU time (all threads) a super-step."""
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -112,21 +124,26 @@ def percentile(values: list[float], q: float) -> float:
 
 async def bench_steps(pg_url: str, runs: int) -> None:
     print(f"\n== per-super-step latency, {STEPS}-step graph, {runs} runs each ==")
-    print(f"{'saver':<12}{'durability':<12}{'p50 ms':>9}{'p95 ms':>9}{'× memory':>10}")
+    print(f"{'saver':<12}{'durability':<12}{'p50 ms':>9}{'p95 ms':>9}{'× memory':>10}{'CPU ms':>9}")
     with tempfile.TemporaryDirectory() as folder:
         for durability in ("async", "sync"):
             baseline = await step_latencies(InMemorySaver(), runs, durability)
-            base_p50 = statistics.median(baseline)
-            rows: list[tuple[str, list[float]]] = [("memory", baseline)]
+            base_p50 = statistics.median(baseline.latencies)
+            rows: list[tuple[str, Steps]] = [("memory", baseline)]
             async with AsyncSqliteSaver.from_conn_string(str(Path(folder) / f"{durability}.sqlite")) as sqlite:
                 await sqlite.setup()
-                rows.append(("sqlite", await step_latencies(sqlite, runs, durability)))
+                rows.append(("aiosqlite", await step_latencies(sqlite, runs, durability)))
+            async with ThreadedSqliteSaver.open(str(Path(folder) / f"{durability}-threaded.sqlite")) as threaded:
+                rows.append(("sqlite", await step_latencies(threaded, runs, durability)))
             async with AsyncPostgresSaver.from_conn_string(pg_url) as postgres:
                 await postgres.setup()
                 rows.append(("postgresql", await step_latencies(postgres, runs, durability)))
-            for name, values in rows:
-                p50, p95 = statistics.median(values), percentile(values, 95)
-                print(f"{name:<12}{durability:<12}{p50 * 1000:>9.2f}{p95 * 1000:>9.2f}{p50 / base_p50:>10.2f}")
+            for name, steps in rows:
+                p50, p95 = statistics.median(steps.latencies), percentile(steps.latencies, 95)
+                print(
+                    f"{name:<12}{durability:<12}{p50 * 1000:>9.2f}{p95 * 1000:>9.2f}{p50 / base_p50:>10.2f}"
+                    f"{steps.cpu_seconds * 1000:>9.2f}"
+                )
 
 
 async def table_bytes(pg_url: str) -> tuple[int, int]:

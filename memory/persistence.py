@@ -2,8 +2,8 @@
 long-term memory across a user's threads.
 
 PostgreSQL when `CITADEL_DATABASE_URL` is set (`postgres_persistence`, imported only then), SQLite
-files in the data directory otherwise. Schema set-up (`setup()`) runs explicitly, at start, never on
-import.
+files in the data directory otherwise (the checkpointer: LangGraph's SQLite saver on a thread of its
+own, `sqlite_checkpoints`). Schema set-up (`setup()`) runs explicitly, at start, never on import.
 
 The store indexes memories by embedding where the backend can: SQLite through sqlite-vec, PostgreSQL
 when the pgvector extension is available. Without it, memories are kept and listed but not ranked by
@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
-from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.store.base import BaseStore, IndexConfig
 from langgraph.store.sqlite.aio import AsyncSqliteStore
 
+from citadel.memory.sqlite_checkpoints import ThreadedSqliteSaver
 from citadel.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -56,9 +56,8 @@ async def open_persistence(settings: Settings, index: IndexConfig) -> AsyncItera
     if not indexed:
         log.info("this Python's sqlite3 cannot load extensions: long-term memories are stored without a vector index")
     async with (
-        AsyncSqliteSaver.from_conn_string(checkpoints) as saver,
+        ThreadedSqliteSaver.open(checkpoints) as saver,
         AsyncSqliteStore.from_conn_string(memories, index=index if indexed else None) as store,  # type: ignore[arg-type]
     ):
-        await saver.setup()
         await store.setup()
         yield Persistence(checkpointer=saver, store=store, indexed=indexed, where="sqlite")
