@@ -90,6 +90,7 @@ class MCPEndpoint:
         self.server: MCPServer[Core] | None = None
         self._app: ASGIApp | None = None
         self._ready = asyncio.Event()  # set when the server is built (or failed to be)
+        self._failure = ""  # why it failed to be
         # Sessions free up as idle ones are closed: a refused client is told to come back then, at most
         # a minute later.
         self._retry_after = str(max(1, math.ceil(min(settings.mcp_session_idle_seconds, 60.0)))).encode()
@@ -129,7 +130,7 @@ class MCPEndpoint:
                 raise RuntimeError("MCPEndpoint.serve() builds the MCP server; it was not entered")
             await self._ready.wait()
         if self._app is None:
-            raise Unavailable("the MCP endpoint failed (the server's log says why)", retry_after=60)
+            raise Unavailable(f"the MCP endpoint could not be built: {self._failure}", retry_after=60)
         await self._app(scope, receive, with_retry_after)
 
     def route(self) -> Route:
@@ -157,9 +158,9 @@ class MCPEndpoint:
             async with self.server.session_manager.run():
                 self._ready.set()
                 await stop.wait()
-        except Exception:
-            log.exception("the MCP endpoint failed")
-            self._app = None
+        except Exception as error:
+            log.exception("the MCP endpoint could not be built")
+            self._app, self._failure = None, f"{type(error).__name__}: {error}"
         finally:
             self._ready.set()
 
