@@ -23,7 +23,7 @@ QUESTION = {
 
 
 def test_an_open_chat_stream_is_cut_on_shutdown(tmp_path: Path) -> None:
-    env = {"CITADEL_DATA_DIR": str(tmp_path / "data")}
+    env = {"CITADEL_DATA_DIR": str(tmp_path / "data"), "CITADEL_LOG_LEVEL": "info"}  # uvicorn logs its shutdown
     migrate = [sys.executable, "-m", "citadel.runtime.cli", "migrate"]
     migrated = subprocess.run(migrate, env={**os.environ, **env}, capture_output=True, timeout=120)
     assert migrated.returncode == 0, migrated.stderr
