@@ -4,11 +4,14 @@ The request and response shapes are OpenAI's, so the OpenAI client libraries wor
 Citadel adds an optional `route` to chat requests and reports its routing decision in a
 `citadel` field and `X-Citadel-*` headers.
 
-`POST /v1/embeddings` is answered by `EmbeddingsEndpoint`, a plain ASGI app the request pipeline
-serves past FastAPI's router (`embeddings_route()`, like `/mcp`): a cache hit is a small fraction of
-a millisecond of work, and FastAPI's routing, dependency solving and response classes cost more than
-it. The FastAPI route below documents it in the OpenAPI schema and serves it in an app without the
-pipeline; both answer through `_embeddings`, with the same errors."""
+`POST /v1/embeddings` and `POST /v1/chat/completions` are answered by plain ASGI apps
+(`EmbeddingsEndpoint`, `ChatCompletionsEndpoint`) the request pipeline serves past FastAPI's router
+(`direct_routes()`, like `/mcp`): a cache hit is a small fraction of a millisecond of work, and
+FastAPI's routing, dependency solving and response classes cost more than it; a chat completion's
+first token waits for them. The FastAPI routes below document them in the OpenAPI schema and serve
+them in an app without the pipeline; both answer through `_embeddings` / `_chat`, with the same
+errors (`_read_valid`, `_refuse`), and a chat stream is sse-starlette's `EventSourceResponse`
+either way (keep-alive pings, disconnects, streams cut on shutdown)."""
 
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import orjson
 from fastapi import APIRouter, Response
@@ -34,6 +37,7 @@ from citadel.tools.llm_backends import GenerationParams
 from citadel.tools.llm_router import AUTO, RouteDecision
 
 router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"])
+_Body = TypeVar("_Body", bound=BaseModel)
 
 
 # --- embeddings -------------------------------------------------------------------------------
@@ -80,17 +84,76 @@ async def create_embeddings(body: EmbeddingRequest, services: ServicesDep) -> Re
     return Response(await _embeddings(body, services), media_type="application/json")
 
 
+# --- served past FastAPI: the body read, validated and refused as FastAPI's routes would -------
 EMBEDDINGS_PATH = "/v1/embeddings"
+CHAT_PATH = "/v1/chat/completions"
 _JSON = [(b"content-type", b"application/json")]
 
 
 def _is_json(content_type: bytes | None) -> bool:
-    """As FastAPI decides whether to parse a body as JSON: no Content-Type, `application/json` or
-    `application/*+json`."""
+    """As FastAPI (strict about content types, its default) decides whether to parse a body as JSON:
+    `application/json` or `application/*+json`; a body without a Content-Type is not parsed."""
     if content_type is None:
-        return True
+        return False
     kind = content_type.split(b";", 1)[0].strip().lower()
     return kind == b"application/json" or (kind.startswith(b"application/") and kind.endswith(b"+json"))
+
+
+async def _read_valid(model: type[_Body], scope: Scope, receive: Receive, send: Send) -> _Body | None:
+    """The request's body validated as `model`, as FastAPI would have it; None once answered (400 for a
+    body that is not JSON, 422 naming the field for one of the wrong shape) or if the client went away."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None  # the client went away
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    raw = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    content_type = next((value for name, value in scope["headers"] if name == b"content-type"), None)
+    parse = _is_json(content_type)
+    if raw and parse:
+        try:
+            return model.model_validate_json(raw)  # the usual case, in one pass
+        except ValidationError:
+            pass  # answered below, in FastAPI's words
+    validated = _validate_as_fastapi(model, raw, parse)
+    if isinstance(validated, BaseModel):
+        return validated
+    status, problem = validated
+    await _answer(send, status, orjson.dumps(problem))
+    return None
+
+
+def _validate_as_fastapi(model: type[_Body], raw: bytes, parse: bool) -> _Body | tuple[int, dict[str, object]]:
+    """The body validated as FastAPI validates it (the standard library's `json`, then the model in
+    Python mode, from attributes), or (status, body) of its refusal: the same words as the FastAPI
+    route's."""
+    if not raw:
+        return invalid_body([{"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}])
+    document: Any = raw  # FastAPI hands a body it does not parse to validation as bytes: not an object
+    if parse:
+        try:
+            document = json.loads(raw)
+        except json.JSONDecodeError as malformed:
+            reason = {"error": malformed.msg}
+            return invalid_body(
+                [{"type": "json_invalid", "loc": ("body",), "msg": "JSON decode error", "input": {}, "ctx": reason}]
+            )
+        except ValueError:  # not text at all
+            return 400, error_body("There was an error parsing the body", "http_error", "http_error")
+    try:
+        return model.model_validate(document, from_attributes=True)
+    except ValidationError as error:
+        return invalid_body(error.errors(include_url=False))
+
+
+async def _refuse(send: Send, error: CitadelError) -> None:
+    """A Citadel error's answer, as the app's exception handler would send it."""
+    status, problem, headers = http_answer(error)
+    extra = [(name.lower().encode(), value.encode()) for name, value in headers.items()]
+    await _answer(send, status, orjson.dumps(problem), extra)
 
 
 class EmbeddingsEndpoint:
@@ -100,35 +163,13 @@ class EmbeddingsEndpoint:
     the service's errors with their status."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        chunks: list[bytes] = []
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                return  # the client went away
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                break
-        raw = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        content_type = next((value for name, value in scope["headers"] if name == b"content-type"), None)
-        try:
-            if not raw:
-                raise ValidationError.from_exception_data(
-                    "body", [{"type": "missing", "loc": ("body",), "input": None}]
-                )
-            if _is_json(content_type):
-                body = EmbeddingRequest.model_validate_json(raw)
-            else:  # FastAPI hands such a body to validation as bytes: not an object
-                body = EmbeddingRequest.model_validate(raw)
-        except ValidationError as error:
-            status, problem = invalid_body(error.errors(include_url=False))
-            await _answer(send, status, orjson.dumps(problem))
+        body = await _read_valid(EmbeddingRequest, scope, receive, send)
+        if body is None:
             return
         try:
             payload = await _embeddings(body, scope["state"]["services"])
         except CitadelError as error:
-            status, problem, headers = http_answer(error)
-            extra = [(name.lower().encode(), value.encode()) for name, value in headers.items()]
-            await _answer(send, status, orjson.dumps(problem), extra)
+            await _refuse(send, error)
             return
         await _answer(send, 200, payload)
 
@@ -137,12 +178,6 @@ async def _answer(send: Send, status: int, payload: bytes, headers: list[tuple[b
     length = [(b"content-length", str(len(payload)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": length + _JSON + (headers or [])})
     await send({"type": "http.response.body", "body": payload})
-
-
-def embeddings_route() -> Route:
-    """The route the request pipeline serves directly (its `direct` routes); POST only, so any other
-    method goes on to FastAPI's router (405)."""
-    return Route(EMBEDDINGS_PATH, endpoint=EmbeddingsEndpoint(), methods=["POST"], include_in_schema=False)
 
 
 # --- chat -------------------------------------------------------------------------------------
@@ -216,6 +251,30 @@ def _citadel(decision: RouteDecision) -> dict[str, Any]:
 
 @router.post("/chat/completions")
 async def chat_completions(body: ChatRequest, services: ServicesDep) -> Response:
+    """Served by `ChatCompletionsEndpoint` in the app (see the module's docstring); documented from here."""
+    return await _chat(body, services)
+
+
+class ChatCompletionsEndpoint:
+    """`POST /v1/chat/completions` as an ASGI app, for the request pipeline, answering as the FastAPI
+    route would (see `EmbeddingsEndpoint`); the response, a stream or not, is `_chat`'s, sent as the
+    ASGI app it is."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body = await _read_valid(ChatRequest, scope, receive, send)
+        if body is None:
+            return
+        try:
+            response = await _chat(body, scope["state"]["services"])
+        except CitadelError as error:
+            await _refuse(send, error)
+            return
+        await response(scope, receive, send)
+
+
+async def _chat(body: ChatRequest, services: Services) -> Response:
+    """The response to a valid request (an `EventSourceResponse` for a stream, opened once the first
+    token is there); CitadelError for one refused before its first token."""
     if body.tools:
         raise InvalidRequest("tools are not supported on this endpoint; use the graphs for tool use", param="tools")
     params = GenerationParams(
@@ -291,6 +350,15 @@ async def chat_completions(body: ChatRequest, services: ServicesDep) -> Response
 
 def _finish(reason: str) -> str:
     return "length" if reason in ("length", "max_tokens") else "stop"
+
+
+def direct_routes() -> list[Route]:
+    """The routes the request pipeline serves directly (its `direct` routes); POST only, so any other
+    method goes on to FastAPI's router (405)."""
+    return [
+        Route(EMBEDDINGS_PATH, endpoint=EmbeddingsEndpoint(), methods=["POST"], include_in_schema=False),
+        Route(CHAT_PATH, endpoint=ChatCompletionsEndpoint(), methods=["POST"], include_in_schema=False),
+    ]
 
 
 # --- models -----------------------------------------------------------------------------------

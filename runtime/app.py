@@ -55,8 +55,9 @@ def create_app(settings: Settings | None = None, *, adjust_deps: DepsAdjuster | 
     # The request pipeline (runtime/request_pipeline.py): CORS, auth, rate limits, input limits, the
     # last-resort error answer, metrics and audit, in one pass.
     mcp_route = mcp_endpoint.route()
-    # /v1/embeddings is served past FastAPI's router too; its FastAPI route stays for the schema.
-    app.add_middleware(RequestPipeline, settings=settings, direct=[mcp_route, openai_compat.embeddings_route()])
+    # /v1/embeddings and /v1/chat/completions are served past FastAPI's router too; their FastAPI
+    # routes stay for the schema.
+    app.add_middleware(RequestPipeline, settings=settings, direct=[mcp_route, *openai_compat.direct_routes()])
     # Each router on the app itself, the ones a run's requests take first: FastAPI tries every route
     # before the one a request wants (rest_api/routes.py).
     app.include_router(agui_routes.router)  # AG-UI face (ui_bridge)

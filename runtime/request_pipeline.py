@@ -6,8 +6,8 @@ For each HTTP request, in order:
    responses); a request without one, like every MCP or SDK client's, skips it.
 2. auth (`auth.Authentication`: 400/401/403/503), then the rate limit (`RateLimiter.admit`: 429 with
    `Retry-After`), then the input limits (`InputLimits`: 413): the first to refuse answers.
-3. the app, reading the body the input limits checked or count as it streams in; the MCP endpoint
-   straight from here (`direct`), not through FastAPI's router.
+3. the app, reading the body the input limits checked or count as it streams in; the MCP, embeddings
+   and chat-completions endpoints straight from here (`direct`), not through FastAPI's router.
 4. the last resort: an error no handler answered is answered (`http_errors.last_resort`; a body past
    the limit mid-stream: 413) and the connection kept; an error after the response started can only
    end it by closing the connection, so that one is raised on (after a complete response: logged).

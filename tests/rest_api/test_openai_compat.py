@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,6 +12,7 @@ import openai
 import pytest
 
 from citadel.runtime.app import create_app
+from citadel.runtime.request_pipeline import RequestPipeline
 from tests.live_server import LiveServer
 
 
@@ -169,3 +171,86 @@ def test_embeddings_answer_other_methods_with_405(live_server: LiveServer) -> No
     assert response.status_code == 405
     assert response.headers["allow"] == "POST"
     assert response.json()["error"]["type"] == "method_not_allowed"
+
+
+CHAT = "/v1/chat/completions"
+HI = [{"role": "user", "content": "hi"}]
+BAD_CHAT_BODIES: list[tuple[bytes, str | None]] = [
+    (b'{"messages": []}', JSON),
+    (json.dumps({"messages": [{"role": "wizard", "content": "hi"}]}).encode(), JSON),
+    (json.dumps({"messages": HI, "temperature": 3, "n": 2}).encode(), JSON),
+    (json.dumps({"messages": HI, "max_tokens": "many"}).encode(), "application/vnd.api+json; charset=utf-8"),
+    (b"{not json", JSON),
+    (b'{"messages": "\xff"}', JSON),
+    (b"", JSON),
+    (b"[1, 2]", JSON),
+    (json.dumps({"messages": HI}).encode(), "text/plain"),
+    (json.dumps({"messages": HI}).encode(), None),
+    (json.dumps({"messages": HI, "tools": [{"type": "function"}]}).encode(), JSON),
+    (json.dumps({"messages": HI, "route": "astrology"}).encode(), JSON),
+    (json.dumps({"messages": HI, "model": "gpt-9"}).encode(), JSON),
+    (json.dumps({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]}).encode(), JSON),
+]
+
+
+def _chat_answers(server: LiveServer) -> list[Any]:
+    """What the server answers to each bad body, then the shape of a completion and of a stream."""
+    answers: list[Any] = []
+    with httpx.Client(base_url=server.url, timeout=120) as http:
+        for content, content_type in BAD_CHAT_BODIES:
+            headers = {"content-type": content_type} if content_type else {}
+            response = http.post(CHAT, content=content, headers=headers)
+            answers.append((response.status_code, response.headers["content-type"], response.json()))
+        question = {"model": "auto", "messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 4}
+        completion = http.post(CHAT, json=question)
+        assert completion.status_code == 200, completion.text
+        answer = completion.json()
+        answers.append((completion.headers["content-type"], completion.headers["x-citadel-route"], sorted(answer)))
+        with http.stream("POST", CHAT, json={**question, "stream": True}) as stream:
+            assert stream.status_code == 200
+            data = [line[6:] for line in stream.iter_lines() if line.startswith("data: ")]
+        frames = [json.loads(frame) for frame in data[:-1]]
+        answers.append(
+            (
+                {name: stream.headers[name] for name in ("content-type", "cache-control", "x-accel-buffering")},
+                stream.headers["x-citadel-backend"],
+                frames[0]["choices"][0]["delta"]["role"],
+                bool(frames[0]["choices"][0]["delta"]["content"]),
+                frames[-1]["choices"][0]["finish_reason"] in ("stop", "length"),
+                data[-1],
+            )
+        )
+    return answers
+
+
+def test_chat_is_served_past_fastapi_and_answers_as_its_fastapi_route(make_settings: Any) -> None:
+    """The request pipeline answers POST /v1/chat/completions itself (`ChatCompletionsEndpoint`), with
+    the same statuses, bodies and stream as the FastAPI route, which still documents it."""
+    settings = make_settings()
+    direct = create_app(settings)
+    assert CHAT in direct.openapi()["paths"], "the FastAPI route documents the endpoint"
+    direct.router.routes[:] = [r for r in direct.router.routes if getattr(r, "path", None) != CHAT]
+    routed = create_app(settings)  # the pipeline without its direct chat route: FastAPI's route answers
+    pipeline = next(m for m in routed.user_middleware if m.cls is RequestPipeline)
+    pipeline.kwargs["direct"] = [r for r in pipeline.kwargs["direct"] if r.path != CHAT]
+    with LiveServer.start(settings, app=routed) as live:
+        expected = _chat_answers(live)
+    with LiveServer.start(settings, app=direct) as live:
+        counted_before = _chat_count(live, "200")
+        served = _chat_answers(live)
+        counted = _chat_count(live, "200") - counted_before
+    for (content, content_type), want, got in zip(BAD_CHAT_BODIES, expected, served, strict=False):
+        assert got == want, f"{content!r} ({content_type})"
+    assert served == expected
+    assert [status for status, _, _ in served[: len(BAD_CHAT_BODIES)]] == [
+        422, 422, 422, 422, 400, 400, 422, 422, 422, 422, 400, 400, 404, 400
+    ]  # fmt: skip
+    assert counted == 2, "counted under the route's template"
+
+
+def _chat_count(server: LiveServer, status: str) -> float:
+    """`citadel_http_requests_total` for POST /v1/chat/completions with this status (the registry is
+    the process's: both servers of a test count into it)."""
+    line = f'citadel_http_requests_total{{method="POST",route="{CHAT}",status="{status}"}} '
+    metrics = httpx.get(f"{server.url}/metrics").text
+    return next((float(row[len(line) :]) for row in metrics.splitlines() if row.startswith(line)), 0.0)
