@@ -14,8 +14,10 @@ processing for a list of dicts cost more than the row itself. On PostgreSQL the 
 there takes and gives back the GIL for every row while the event loop serves requests; each statement
 and transaction costs such round trips too, so a flush writes what was queued when it began (up to
 `BATCH`) in one; it does not chase what arrives while it writes (the old loop did, and under load
-wrote a few records at a time, back to back). On trivial MCP calls in-process, these took the writer
-from about 300 us of CPU a request (3.3 context switches) to about 45 (0.1).
+wrote a few records at a time, back to back). On trivial MCP calls driven in-process (the loop never
+idle), these took the audit log's CPU a request from about 300 us (3.3 context switches) to about 90
+(0.1), the request side included; behind uvicorn at 1 client, with the loop idle between requests,
+the gain measured was small.
 
 The writer is never cancelled while it writes: closing asks it to stop, and it writes what is queued
 before it returns (a cancelled write could lose its batch, or leave its connection holding SQLite's
