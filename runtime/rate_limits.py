@@ -6,10 +6,16 @@ shared by every replica through Redis when `CITADEL_REDIS_URL` is set, in-proces
 A caller is the authenticated user, or the client IP when anonymous. Over the limit: 429 with
 `Retry-After`. Limits fail open: while Redis fails or does not answer within `CITADEL_REDIS_TIMEOUT`,
 requests are not limited, and Redis is skipped until it answers again (`RedisGuard`).
+
+In-process, expired counters are dropped by one sweeper task for the limiter's lifetime. `limits`'
+async `MemoryStorage` starts an expiry task from every hit when none is running (its `timer`), and
+each ends after one pass: a task per request. The sweeper is that `timer` while it runs, so the
+storage starts none of its own.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import time
@@ -70,6 +76,7 @@ class RateLimiter:
         else:
             self.storage = MemoryStorage()
             self.where = "memory"
+        self._sweeper: asyncio.Task[None] | None = None
         self.strategy = SlidingWindowCounterRateLimiter(self.storage)
         self.limits: dict[str, RateLimitItem] = {
             "chat": parse(settings.rate_limit_chat),
@@ -79,6 +86,8 @@ class RateLimiter:
         }
 
     async def aclose(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         if self.guard is not None:
             await self.guard.aclose()
         if self._pool is not None:
@@ -95,11 +104,19 @@ class RateLimiter:
             return max(1.0, stats.reset_time - time.time())
 
         if self.guard is None:
+            if self._sweeper is None:
+                self._sweeper = self._start_sweeper()
             return await hit()
         try:
             return await self.guard.call(hit)
         except RedisSkipped:  # limits fail open: a Redis outage must not stop the service
             return None
+
+    def _start_sweeper(self) -> asyncio.Task[None]:
+        assert isinstance(self.storage, MemoryStorage)
+        task = asyncio.create_task(_sweep(self.storage), name="rate-limit-sweeper")
+        self.storage.timer = task  # the storage's expiry task while it runs: it starts none of its own
+        return task
 
     async def admit(self, scope: Scope, identity: Identity | None, send: Send) -> bool:
         """The request pipeline's step after auth: True if the request may go on, else it was answered
@@ -120,3 +137,14 @@ class RateLimiter:
         await send({"type": "http.response.start", "status": 429, "headers": headers})
         await send({"type": "http.response.body", "body": body.encode()})
         return False
+
+
+SWEEP_SECONDS = 10.0
+
+
+async def _sweep(storage: MemoryStorage) -> None:
+    """Drop the counters whose window has passed, every `SWEEP_SECONDS` (`get` drops an expired one)."""
+    while True:
+        await asyncio.sleep(SWEEP_SECONDS)
+        for key in list(storage.expirations):
+            await storage.get(key)

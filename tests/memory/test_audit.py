@@ -4,6 +4,7 @@ query's bounds, and a NUL in a text made visible rather than failing the batch."
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -47,7 +48,9 @@ async def test_records_and_pending_entries_are_written_and_read_back(audit_log: 
 
     assert await audit_log.flush() == BATCH + 6
 
-    rows = await audit_log.query(since=started, until=now() + timedelta(seconds=1), limit=500)
+    rows: list[dict[str, Any]] = []
+    while page := await audit_log.query(since=started, until=now() + timedelta(seconds=1), limit=500, offset=len(rows)):
+        rows += page
     assert len(rows) == BATCH + 6
     newest = rows[0]
     assert (newest["path"], newest["status"], newest["error"]) == ("/threads/a\\0b", 404, "HTTP 404")
@@ -60,3 +63,32 @@ async def test_records_and_pending_entries_are_written_and_read_back(audit_log: 
     )
     assert await audit_log.query(since=now() + timedelta(seconds=5)) == []
     assert [r["path"] for r in await audit_log.query(status=404)] == ["/threads/a\\0b"]
+
+
+async def test_texts_beyond_ascii_and_quotes_are_read_back_as_written(audit_log: AuditLog) -> None:
+    path = "/v1/collections/caf\u00e9-\u2713/\"q\" 'x' \\ \U0001f600"
+    audit_log.record(record(path, user_agent="Mozilla/5.0 (\u00e9)", error="line\nbreak", latency_ms=0.5))
+
+    assert await audit_log.flush() == 1
+
+    (row,) = await audit_log.query()
+    assert (row["path"], row["user_agent"], row["error"], row["latency_ms"], row["status"]) == (
+        path,
+        "Mozilla/5.0 (\u00e9)",
+        "line\nbreak",
+        0.5,
+        200,
+    )
+
+
+async def test_closing_writes_what_is_queued_without_waiting_for_the_interval(app_engine: AsyncEngine) -> None:
+    audit_log = AuditLog(app_engine, flush_interval=3600)
+    await audit_log.start()
+    for index in range(BATCH + 1):
+        audit_log.record(record(f"/mcp/{index}"))
+
+    async with asyncio.timeout(30):  # a deadline, not a measure: closing must not wait out the hour
+        await audit_log.aclose()
+
+    assert [row["path"] for row in await audit_log.query(limit=2)] == [f"/mcp/{BATCH}", f"/mcp/{BATCH - 1}"]
+    assert len(await audit_log.query(limit=500, offset=BATCH - 499)) == 500
