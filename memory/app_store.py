@@ -124,7 +124,34 @@ def check_page(limit: int, offset: int) -> None:
 _INSERT_THREAD = insert(threads)
 _INSERT_RUN = insert(runs)
 _GET_THREAD = select(threads).where(threads.c.thread_id == bindparam("p_thread_id"))
+_GET_OWN_THREAD = _GET_THREAD.where(threads.c.owner == bindparam("p_owner"))
 _GET_RUN = select(runs).where(runs.c.run_id == bindparam("p_run_id"))
+_GET_RUNS = {  # by (of a thread, of an owner)
+    (False, False): _GET_RUN,
+    (True, False): _GET_RUN.where(runs.c.thread_id == bindparam("p_thread_id")),
+    (False, True): _GET_RUN.where(runs.c.owner == bindparam("p_owner")),
+    (True, True): _GET_RUN.where(runs.c.thread_id == bindparam("p_thread_id"), runs.c.owner == bindparam("p_owner")),
+}
+_CLAIM_RUN = (
+    update(runs)
+    .where(runs.c.run_id == bindparam("p_run_id"), runs.c.status.in_(ACTIVE_RUN))
+    .values(
+        status="running",
+        lease_owner=bindparam("p_owner"),
+        lease_expires_at=bindparam("p_expires"),
+        started_at=func.coalesce(runs.c.started_at, bindparam("p_stamp")),
+        updated_at=bindparam("p_stamp"),
+    )
+    .returning(*runs.columns)
+)
+_CLAIM_RUN_BY_LEASE = _CLAIM_RUN.where(
+    or_(
+        runs.c.lease_owner.is_(None),
+        runs.c.lease_expires_at < bindparam("p_stamp"),
+        runs.c.lease_owner == bindparam("p_owner"),
+    )
+).values(attempt=runs.c.attempt + 1)
+_CLAIM_RUN_BY_ATTEMPT = _CLAIM_RUN.where(runs.c.attempt < bindparam("p_attempt")).values(attempt=bindparam("p_attempt"))
 _CLAIM_THREAD = (
     update(threads)
     .where(threads.c.thread_id == bindparam("p_thread_id"), threads.c.status != "busy")
@@ -217,8 +244,9 @@ class AppStore:
         return await self._write(create)
 
     async def get_thread(self, thread_id: str, owner: str | None) -> Thread:
-        query = _GET_THREAD if owner is None else _GET_THREAD.where(threads.c.owner == owner)
-        row = await self._read(lambda c: c.execute(query, {"p_thread_id": thread_id}).mappings().first())
+        query = _GET_THREAD if owner is None else _GET_OWN_THREAD
+        values = {"p_thread_id": thread_id, "p_owner": owner}
+        row = await self._read(lambda c: c.execute(query, values).mappings().first())
         if row is None:
             raise NotFound(f"thread {thread_id} not found", param="thread_id")
         return Thread.from_row(row)
@@ -376,12 +404,9 @@ class AppStore:
         )
 
     async def get_run(self, run_id: str, *, thread_id: str | None = None, owner: str | None = None) -> Run:
-        query = _GET_RUN
-        if thread_id is not None:
-            query = query.where(runs.c.thread_id == thread_id)
-        if owner is not None:
-            query = query.where(runs.c.owner == owner)
-        row = await self._read(lambda c: c.execute(query, {"p_run_id": run_id}).mappings().first())
+        query = _GET_RUNS[thread_id is not None, owner is not None]
+        values = {"p_run_id": run_id, "p_thread_id": thread_id, "p_owner": owner}
+        row = await self._read(lambda c: c.execute(query, values).mappings().first())
         if row is None:
             raise NotFound(f"run {run_id} not found", param="run_id")
         return Run.from_row(row)
@@ -415,25 +440,15 @@ class AppStore:
         (or `owner`'s own). With `attempt` (Temporal's attempt number), the attempt decides: a later
         attempt always takes the run over, an earlier or equal one never does."""
         stamp = now()
-        if attempt is None:
-            held = or_(runs.c.lease_owner.is_(None), runs.c.lease_expires_at < stamp, runs.c.lease_owner == owner)
-            number: Any = runs.c.attempt + 1
-        else:
-            held, number = runs.c.attempt < attempt, attempt
-        query = (
-            update(runs)
-            .where(runs.c.run_id == run_id, runs.c.status.in_(ACTIVE_RUN), held)
-            .values(
-                status="running",
-                lease_owner=owner,
-                lease_expires_at=stamp + timedelta(seconds=lease_seconds),
-                attempt=number,
-                started_at=func.coalesce(runs.c.started_at, stamp),
-                updated_at=stamp,
-            )
-            .returning(*runs.columns)
-        )
-        row = await self._write(lambda c: c.execute(query).mappings().first())
+        query = _CLAIM_RUN_BY_LEASE if attempt is None else _CLAIM_RUN_BY_ATTEMPT
+        values = {
+            "p_run_id": run_id,
+            "p_owner": owner,
+            "p_stamp": stamp,
+            "p_expires": stamp + timedelta(seconds=lease_seconds),
+            "p_attempt": attempt,
+        }
+        row = await self._write(lambda c: c.execute(query, values).mappings().first())
         return Run.from_row(row) if row is not None else None
 
     async def renew_lease(self, run_id: str, owner: str, lease_seconds: float) -> bool:
