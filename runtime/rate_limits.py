@@ -16,6 +16,7 @@ storage starts none of its own.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import time
@@ -88,6 +89,8 @@ class RateLimiter:
     async def aclose(self) -> None:
         if self._sweeper is not None:
             self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
         if self.guard is not None:
             await self.guard.aclose()
         if self._pool is not None:
