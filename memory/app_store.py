@@ -403,6 +403,22 @@ class AppStore:
             updated_at=stamp,
         )
 
+    async def get_owned_run(self, run_id: str, thread_id: str, owner: str | None) -> Run:
+        """The run `run_id` of the thread `thread_id`, the thread the owner's (`owner` None: anyone's):
+        `get_thread` then `get_run`, with their NotFound, in one read (one transaction, not two)."""
+        thread_query = _GET_THREAD if owner is None else _GET_OWN_THREAD
+        values = {"p_run_id": run_id, "p_thread_id": thread_id, "p_owner": owner}
+
+        def read(connection: Connection) -> Run:
+            if connection.execute(thread_query, values).first() is None:
+                raise NotFound(f"thread {thread_id} not found", param="thread_id")
+            row = connection.execute(_GET_RUNS[True, False], values).mappings().first()
+            if row is None:
+                raise NotFound(f"run {run_id} not found", param="run_id")
+            return Run.from_row(row)
+
+        return await self._read(read)
+
     async def get_run(self, run_id: str, *, thread_id: str | None = None, owner: str | None = None) -> Run:
         query = _GET_RUNS[thread_id is not None, owner is not None]
         values = {"p_run_id": run_id, "p_thread_id": thread_id, "p_owner": owner}

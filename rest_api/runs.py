@@ -196,8 +196,7 @@ async def list_runs(
 
 async def _owned_run(services: ServicesDep, identity: Identity, thread_id: str, run_id: str) -> Run:
     assert services.app_store is not None
-    await services.app_store.get_thread(thread_id, identity.owner_filter)
-    return await services.app_store.get_run(run_id, thread_id=thread_id)
+    return await services.app_store.get_owned_run(run_id, thread_id, identity.owner_filter)
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}")
