@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
@@ -140,14 +141,14 @@ class AuditLog:
     def __init__(self, engine: AsyncEngine, *, flush_interval: float = 1.0) -> None:
         self._engine = engine
         self._insert = _Insert(engine.dialect)
-        self._queue: asyncio.Queue[PendingAudit] = asyncio.Queue()
+        self._queue: deque[PendingAudit] = deque()  # only the event loop touches it: no asyncio.Queue needed
         self._interval = flush_interval
         self._task: asyncio.Task[None] | None = None
         self._closing = asyncio.Event()
 
     def record(self, entry: PendingAudit) -> None:
         """Queue a record (or what makes one); never blocks the request."""
-        self._queue.put_nowait(entry)
+        self._queue.append(entry)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="audit-writer")
@@ -156,24 +157,24 @@ class AuditLog:
         self._closing.set()
         if self._task is not None:
             await self._task  # its last flush
-        while not self._queue.empty() and await self.flush():  # what came in meanwhile, unless writes fail
+        while self._queue and await self.flush():  # what came in meanwhile, unless writes fail
             pass
 
     async def flush(self) -> int:
         """Write what is queued now; returns how many records were written. Records queued while it
         writes wait for the next flush: chasing them would write a few at a time, back to back."""
         written = 0
-        remaining = self._queue.qsize()
+        remaining = len(self._queue)
         while remaining > 0:
-            batch = [self._queue.get_nowait() for _ in range(min(BATCH, remaining))]
+            take = self._queue.popleft
+            batch = [take() for _ in range(min(BATCH, remaining))]
             remaining -= len(batch)
             rows = [self._insert.row(entry.to_record()) for entry in batch]
             try:
                 async with self._engine.begin() as connection:
                     await self._insert.write(connection, rows)
             except (SQLAlchemyError, OSError) as error:
-                for entry in batch:  # keep them for the next attempt
-                    self._queue.put_nowait(entry)
+                self._queue.extend(batch)  # keep them for the next attempt
                 log.warning("audit log write failed (%d records kept for retry): %s", len(batch), error)
                 return written
             written += len(batch)
