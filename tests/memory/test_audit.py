@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from citadel.memory.app_store import now
-from citadel.memory.audit import BATCH, AuditLog, AuditRecord
+from citadel.memory.audit import BATCH, SQLITE_ROWS, AuditLog, AuditRecord
 
 
 @pytest.fixture
@@ -92,3 +92,17 @@ async def test_closing_writes_what_is_queued_without_waiting_for_the_interval(ap
 
     assert [row["path"] for row in await audit_log.query(limit=2)] == [f"/mcp/{BATCH}", f"/mcp/{BATCH - 1}"]
     assert len(await audit_log.query(limit=500, offset=BATCH - 499)) == 500
+
+
+async def test_more_rows_than_a_statement_takes_and_a_lone_surrogate_are_written(audit_log: AuditLog) -> None:
+    """SQLite takes the rows in statements of `SQLITE_ROWS`; a text UTF-8 cannot hold (a lone
+    surrogate, as a token's claim may carry) is written with "?" for it rather than failing the batch."""
+    for index in range(SQLITE_ROWS * 2 + 3):
+        audit_log.record(record(f"/mcp/{index}"))
+    audit_log.record(record("/mcp/last", user_id="ada\ud800"))
+
+    assert await audit_log.flush() == SQLITE_ROWS * 2 + 4
+
+    newest, previous = await audit_log.query(limit=2)
+    assert (newest["path"], newest["user_id"], previous["path"]) == ("/mcp/last", "ada?", f"/mcp/{SQLITE_ROWS * 2 + 2}")
+    assert len(await audit_log.query(limit=500, offset=SQLITE_ROWS * 2 + 4 - 500)) == 500
