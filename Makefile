@@ -99,6 +99,7 @@ bench: install
 	$(RUN) python -m benchmarks.fusion
 	$(RUN) python -m benchmarks.router
 	$(RUN) python -m benchmarks.checkpoints
+	$(RUN) python -m benchmarks.store_overhead
 	$(RUN) python -m benchmarks.agui_stream
 	$(RUN) python -m benchmarks.mcp_roundtrip
 	$(RUN) python -m benchmarks.voice_overhead
