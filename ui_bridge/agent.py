@@ -144,6 +144,25 @@ class CitadelAGUIAgent(LangGraphAGUIAgent):
             "context": [],
         }
 
+    def get_stream_kwargs(
+        self,
+        input: Any,
+        subgraphs: bool = False,
+        version: str = "v2",
+        config: RunnableConfig | dict[str, Any] | None = None,
+        context: dict[str, Any] | None = None,
+        fork: Any = None,
+    ) -> dict[str, Any]:
+        """What `RunGraph.astream_events` takes, without probing its signature twice a run (ag-ui-
+        langgraph's and CopilotKit's `inspect.signature`) to build a `context` it does not read:
+        a Citadel run's context is its config."""
+        kwargs: dict[str, Any] = {"input": input, "subgraphs": subgraphs, "version": version}
+        if config:
+            kwargs["config"] = config
+        if fork:
+            kwargs.update(fork)
+        return kwargs
+
     def get_state_snapshot(self, state: Mapping[str, Any]) -> dict[str, Any]:
         return ui_state(self.spec, state)
 

@@ -11,12 +11,12 @@ a RUN_ERROR event (never a dropped connection) and the thread stays usable.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 from ag_ui.core import RunAgentInput
 from fastapi import APIRouter, Request
-from sse_starlette import EventSourceResponse, ServerSentEvent
+from sse_starlette import EventSourceResponse
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import Receive, Scope, Send
 
@@ -27,7 +27,7 @@ from citadel.errors import Conflict, NotFound
 from citadel.memory.app_store import AppStore, Thread, check_thread_id
 from citadel.ui_bridge.plan import forwarded, plan_run
 from citadel.ui_bridge.run_graph import RunGraph
-from citadel.ui_bridge.stream import LeanStream, encode
+from citadel.ui_bridge.stream import LeanStream, sse_frames
 from citadel.ui_bridge.ui_state import ui_keys
 
 router = APIRouter(tags=["ag-ui"])
@@ -38,12 +38,20 @@ GZIP_LEVEL = 6
 class EventStream(EventSourceResponse):
     """An SSE response gzip-compressed when the client accepts gzip (browsers, Node's fetch and httpx
     do, and decompress as they read). Starlette's GZip responder ends each body message with a
-    sync flush, so every event (and ping) leaves at once, as its own deflate block; the events'
-    repeated parts (types, message and tool-call ids) shrink to back-references."""
+    sync flush, so every burst of events (and ping) leaves at once, as its own deflate block; the
+    events' repeated parts (types, message and tool-call ids) shrink to back-references."""
+
+    def __init__(self, *args: Any, on_close: Callable[[], Awaitable[None]] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._on_close = on_close
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         compress = GZipMiddleware(super().__call__, minimum_size=0, compresslevel=GZIP_LEVEL, exclude_content_types=())
-        await compress(scope, receive, send)
+        try:
+            await compress(scope, receive, send)
+        finally:
+            if self._on_close is not None:  # what the stream started, stopped even if never sent
+                await self._on_close()
 
 
 def describe(entry: RegisteredGraph, request: Request) -> dict[str, Any]:
@@ -161,11 +169,13 @@ async def run_agent(
     # A restore always sends a full snapshot; a run sends deltas against the state the client sent.
     client_state = input.state if plan.kind != "restore" and isinstance(input.state, dict) else None
     lean = LeanStream(services.settings.agui_text_batch_ms, client_state=client_state)
+    # The agent starts now: its run is accepted and launched while the response is being set up.
+    lean.start(agent.run(input))
 
-    async def frames() -> AsyncIterator[ServerSentEvent]:
-        async for event in lean(agent.run(input)):
-            # "\n" line ends: @ag-ui/client splits events on a blank line written as "\n\n" only.
-            yield ServerSentEvent(data=encode(event), sep="\n")
+    async def frames() -> AsyncIterator[bytes]:
+        async for batch in lean.batches():
+            yield sse_frames(batch)
 
     headers = dict(SSE_HEADERS)
-    return EventStream(frames(), headers=headers, ping=services.settings.agui_ping_seconds, sep="\n")
+    ping = services.settings.agui_ping_seconds
+    return EventStream(frames(), headers=headers, ping=ping, sep="\n", on_close=lean.close)

@@ -9,7 +9,8 @@
   by token); deltas coming sooner are held and joined, and go as one TEXT_MESSAGE_CONTENT when the
   window ends (whether or not another event comes), or before any other event (the message's END
   among them). 0 sends one TEXT_MESSAGE_CONTENT per token.
-- Encoding: `data: <json>` with camelCase keys, unset fields left out.
+- Encoding: `data: <json>` with camelCase keys, unset fields left out; the events ready together
+  go to the wire together (`LeanStream.batches`, `sse_frames`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,12 @@ def encode(event: BaseEvent) -> str:
     # The event models leave out their own unset fields; `exclude_none` would also strip the nulls
     # inside a payload (a JSON Patch `"value": null`, a state key set to null).
     return event.model_dump_json(by_alias=True)
+
+
+def sse_frames(batch: list[BaseEvent]) -> bytes:
+    """SSE frames, one `data:` line each (JSON has no raw line breaks), ended by a blank line
+    written as "\\n\\n" (what @ag-ui/client splits events on)."""
+    return "".join([f"data: {encode(event)}\n\n" for event in batch]).encode()
 
 
 @dataclass
@@ -59,17 +66,46 @@ class LeanStream:
         self._due = 0.0
         """When the held delta goes out: its message's last delta sent, plus the window."""
         self._last_sent: dict[str, float] = {}
+        self._queue: asyncio.Queue[BaseEvent | _End] | None = None
+        self._reader: asyncio.Task[None] | None = None
+
+    def start(self, events: AsyncIterator[BaseEvent]) -> None:
+        """Read the agent from now on, in a task of its own, rather than from the first `batches()`:
+        its run is accepted and started while the response is still being set up. `close()` stops
+        it, should the response never be sent."""
+        self._queue = asyncio.Queue(READ_AHEAD)
+        self._reader = asyncio.create_task(_read(events, self._queue))
+
+    async def close(self) -> None:
+        """Stop the agent (and with it the run), if it still goes on."""
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
 
     async def __call__(self, events: AsyncIterator[BaseEvent]) -> AsyncIterator[BaseEvent]:
-        if self._window <= 0:
-            async for event in events:
-                for ready in self._lean(event):
-                    yield ready
-            return
-        # The agent runs in a task of its own, so that a held delta goes out when its window ends
-        # even while the agent has nothing new.
-        queue: asyncio.Queue[BaseEvent | _End] = asyncio.Queue(READ_AHEAD)
-        reader = asyncio.create_task(_read(events, queue))
+        async for batch in self.batches(events):
+            for event in batch:
+                yield event
+
+    async def batches(self, events: AsyncIterator[BaseEvent] | None = None) -> AsyncIterator[list[BaseEvent]]:
+        """The lean events in bursts: with a reader task (a window, or `start`), each burst is every
+        event ready when the wire can take one (what the agent produced from one graph event, a
+        message's START with its first delta), so that it goes out as one write, one compressed
+        block, one read. `events`: the agent, unless `start` was given it."""
+        if self._reader is None:
+            assert events is not None, "batches() needs the agent's events, or start() first"
+            if self._window <= 0:
+                async for event in events:
+                    ready = list(self._lean(event))
+                    if ready:
+                        yield ready
+                return
+            # The agent runs in a task of its own, so that a held delta goes out when its window
+            # ends even while the agent has nothing new.
+            self.start(events)
+        queue = self._queue
+        assert queue is not None
         try:
             while True:
                 if self._held is None:
@@ -78,20 +114,27 @@ class LeanStream:
                     try:
                         item = await asyncio.wait_for(queue.get(), max(0.0, self._due - time.monotonic()))
                     except TimeoutError:  # the window ended with nothing new: the held delta goes
-                        yield self._release()
+                        yield [self._release()]
                         continue
-                if isinstance(item, _End):
+                batch: list[BaseEvent] = []
+                while not isinstance(item, _End):
+                    batch.extend(self._lean(item))
+                    if queue.empty():
+                        break
+                    item = queue.get_nowait()
+                else:  # the agent is done
+                    assert isinstance(item, _End)
                     if self._held is not None:
-                        yield self._release()
+                        batch.append(self._release())
+                    if batch:
+                        yield batch
                     if item.error is not None:
                         raise item.error
                     return
-                for ready in self._lean(item):
-                    yield ready
+                if batch:
+                    yield batch
         finally:
-            reader.cancel()  # the client went away: the agent stops (and with it the run)
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
+            await self.close()  # the client went away: the agent stops (and with it the run)
 
     def _lean(self, event: BaseEvent) -> Iterator[BaseEvent]:
         if event.type == EventType.TEXT_MESSAGE_CONTENT and self._window > 0:

@@ -1,8 +1,10 @@
 """The text window of `LeanStream` (`CITADEL_AGUI_TEXT_BATCH_MS`) on scripted event sources: a
 message's first delta goes at once, deltas coming within the window are joined and go when it ends
 (whether or not anything else comes) or before the next other event, a delta after a pause goes at
-once, and a client going away stops the agent. The HTTP tests (`test_agui.py`) run with the default
-window; these pin its behaviour without depending on a model's speed. Every wait has a deadline."""
+once, and a client going away stops the agent; the events ready together go as one burst, and an
+agent started before its response is sent is stopped if the response never is. The HTTP tests
+(`test_agui.py`) run with the default window; these pin its behaviour without depending on a
+model's speed. Every wait has a deadline."""
 
 from __future__ import annotations
 
@@ -11,9 +13,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 from ag_ui.core import BaseEvent, EventType, TextMessageContentEvent, TextMessageEndEvent, TextMessageStartEvent
+from sse_starlette import ServerSentEvent
 
 from citadel.settings import Settings
-from citadel.ui_bridge.stream import LeanStream
+from citadel.ui_bridge.stream import LeanStream, encode, sse_frames
 
 DEADLINE = 30.0
 LONG_WINDOW_MS = 1000.0  # far longer than a scripted source takes between two deltas
@@ -139,3 +142,61 @@ async def test_an_agent_error_reaches_the_stream_after_the_text_held() -> None:
     with pytest.raises(RuntimeError, match="the agent broke"):
         await read()
     assert received == [("TEXT_MESSAGE_START", ""), ("TEXT_MESSAGE_CONTENT", "a"), ("TEXT_MESSAGE_CONTENT", "b")]
+
+
+async def test_events_ready_together_go_as_one_burst() -> None:
+    more = asyncio.Event()
+
+    async def agent() -> AsyncIterator[BaseEvent]:
+        yield start()
+        yield delta("Hel")  # a message's START and first delta come from one model chunk
+        await more.wait()
+        yield delta("lo")
+        yield end()
+
+    bursts = LeanStream(LONG_WINDOW_MS).batches(agent())
+    async with asyncio.timeout(DEADLINE):
+        first = await anext(bursts)
+        assert [(e.type, getattr(e, "delta", "")) for e in first] == [
+            (EventType.TEXT_MESSAGE_START, ""),
+            (EventType.TEXT_MESSAGE_CONTENT, "Hel"),
+        ]
+        more.set()
+        rest = [e async for burst in bursts for e in burst]
+    assert [(e.type, getattr(e, "delta", "")) for e in rest] == [
+        (EventType.TEXT_MESSAGE_CONTENT, "lo"),
+        (EventType.TEXT_MESSAGE_END, ""),
+    ]
+
+
+async def test_a_started_stream_stops_its_agent_when_closed_before_it_is_read() -> None:
+    started, stopped = asyncio.Event(), asyncio.Event()
+
+    async def agent() -> AsyncIterator[BaseEvent]:
+        try:
+            started.set()
+            yield start()
+            await asyncio.Event().wait()  # a run that would go on
+        finally:
+            stopped.set()
+
+    lean = LeanStream(0)
+    lean.start(agent())  # the route starts the agent before its response is sent
+    async with asyncio.timeout(DEADLINE):
+        await started.wait()
+        await lean.close()  # the response was never sent
+        await stopped.wait()
+
+
+async def test_a_started_stream_sends_what_its_agent_made_meanwhile() -> None:
+    lean = LeanStream(0)
+    lean.start(script(start(), delta("a"), delta("b"), end()))
+    async with asyncio.timeout(DEADLINE):
+        events = [e async for burst in lean.batches() for e in burst]
+    assert [getattr(e, "delta", e.type.value) for e in events] == ["TEXT_MESSAGE_START", "a", "b", "TEXT_MESSAGE_END"]
+
+
+def test_a_burst_is_the_sse_frames_of_its_events_one_after_another() -> None:
+    events: list[BaseEvent] = [start(), delta('line\none "quoted"'), end()]
+    one_by_one = b"".join(ServerSentEvent(data=encode(e), sep="\n").encode() for e in events)
+    assert sse_frames(events) == one_by_one
