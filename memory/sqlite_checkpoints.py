@@ -6,7 +6,9 @@ back for every cursor, statement, fetch and commit: a checkpoint read is about s
 wake-up of that thread and then of the event loop, and a run makes several such calls. The
 synchronous saver does the same statements on the same file (same tables, same set-up), so this
 class only runs its methods on one thread, in the order they were called, as the async saver's lock
-did. Listing reads the page asked for whole, then yields it.
+did. Listing reads the page asked for whole, then yields it. Its failures are mapped by
+`store_errors`, as the PostgreSQL checkpointer's are: the file locked by another process past the
+busy timeout is `Unavailable` (503), not the driver's error.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.sqlite import SqliteSaver
 
+from citadel.memory.store_errors import store_errors
+
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -39,10 +43,11 @@ class ThreadedSqliteSaver(SqliteSaver):
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def open(cls, path: str) -> AsyncIterator[ThreadedSqliteSaver]:
+    async def open(cls, path: str, *, busy_timeout: float = 5.0) -> AsyncIterator[ThreadedSqliteSaver]:
         """The saver on the SQLite file at `path`, its tables set up, with its thread; on exit the
-        calls under way finish, then the thread and the connection close."""
-        conn = sqlite3.connect(path, check_same_thread=False)
+        calls under way finish, then the thread and the connection close. `busy_timeout`: how long a
+        write waits for another process's lock on the file (sqlite3's default)."""
+        conn = sqlite3.connect(path, timeout=busy_timeout, check_same_thread=False)
         executor = ThreadPoolExecutor(1, thread_name_prefix="citadel-checkpoints")
         try:
             saver = cls(conn, executor)
@@ -53,7 +58,8 @@ class ThreadedSqliteSaver(SqliteSaver):
             conn.close()
 
     async def _call(self, function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, lambda: function(*args, **kwargs))
+        with store_errors():
+            return await asyncio.get_running_loop().run_in_executor(self._executor, lambda: function(*args, **kwargs))
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         return await self._call(self.get_tuple, config)
