@@ -5,13 +5,17 @@ takes everything queued while the previous batch ran (up to `max_batch` texts) a
 call at once. When idle, a request waits at most `max_wait` seconds for company before it runs alone.
 Up to `parallel` model calls run at once: a model on one thread a call wastes no CPU on keeping its
 threads in step, so several such calls side by side embed more per core than one call on several
-threads, on a machine whose cores are also busy with the server's event loop.
+threads, on a machine whose cores are also busy with the server's event loop. A batch gathered while
+other model slots are free too takes only its share of what is queued, and leaves the rest to them:
+otherwise a burst (all of a closed loop's clients, answered together and back together) became one
+batch on one core while the other idled, and stayed so, each batch's answers bringing the next burst.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -34,11 +38,12 @@ class MicroBatcher:
         self._embed = embed
         self._max_batch = max_batch
         self._max_wait = max_wait
+        self._parallel = parallel
         self._slots = asyncio.Semaphore(parallel)
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
         self._flushing: set[asyncio.Task[None]] = set()
-        self._carry: _Job | None = None  # a job that did not fit the last batch; first in the next
+        self._carry: deque[_Job] = deque()  # jobs left by the last batch, in order; first in the next
 
     async def embed(self, texts: list[str]) -> np.ndarray:
         """Vectors for `texts`, in order; long lists are split so no batch exceeds `max_batch`."""
@@ -61,6 +66,8 @@ class MicroBatcher:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        while self._carry:
+            self._carry.popleft().future.cancel()
         while not self._queue.empty():
             self._queue.get_nowait().future.cancel()
 
@@ -83,18 +90,19 @@ class MicroBatcher:
         self._slots.release()
 
     async def _gather(self, loop: asyncio.AbstractEventLoop) -> list[_Job]:
-        """The next batch: the job carried over or the next queued, and what else is queued (up to
-        max_batch texts)."""
-        first, self._carry = self._carry, None
+        """The next batch: the jobs carried over or the next queued, and what else is queued (up to
+        max_batch texts), then cut to its share when other model slots are free as well."""
         # Under load, the next batch queued up while the last ones ran: it goes at once, so the
         # model never idles while responses are written. Only a request that found the queue
         # empty waits (at most max_wait) for company.
-        idle = first is None and self._queue.empty()
-        batch = [first or await self._queue.get()]
+        idle = not self._carry and self._queue.empty()
+        batch = [self._carry.popleft() if self._carry else await self._queue.get()]
         size = len(batch[0].texts)
         deadline = loop.time() + self._max_wait
         while size < self._max_batch:
-            if self._queue.empty():
+            if self._carry:
+                job = self._carry.popleft()
+            elif self._queue.empty():
                 remaining = deadline - loop.time()
                 if not idle or remaining <= 0:
                     break
@@ -105,10 +113,25 @@ class MicroBatcher:
             else:
                 job = self._queue.get_nowait()
             if size + len(job.texts) > self._max_batch:
-                self._carry = job
+                self._carry.appendleft(job)
                 break
             batch.append(job)
             size += len(job.texts)
+        return self._share(batch, size)
+
+    def _share(self, batch: list[_Job], size: int) -> list[_Job]:
+        """This slot's part of `batch` when other slots are free too (an even split of its texts,
+        whole jobs, at least one); the rest is carried, in order, to the next slot, which takes it at once."""
+        free = self._parallel - len(self._flushing)  # this slot included
+        if free <= 1 or len(batch) == 1:
+            return batch
+        share = -(-size // free)
+        taken = len(batch[0].texts)
+        for cut in range(1, len(batch)):
+            if taken + len(batch[cut].texts) > share:
+                self._carry.extendleft(reversed(batch[cut:]))
+                return batch[:cut]
+            taken += len(batch[cut].texts)
         return batch
 
     async def _flush(self, batch: list[_Job]) -> None:

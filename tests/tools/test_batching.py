@@ -94,3 +94,33 @@ async def test_parallel_batches_run_side_by_side_and_no_more() -> None:
     assert [int(r[0][0]) for r in results] == [1, 2, 3]
     assert model.calls[2] == ["ccc"]
     await batcher.aclose()
+
+
+async def test_a_burst_is_shared_between_free_slots() -> None:
+    """Callers arriving together while two model slots are free make two calls of half each, in
+    order, not one call on one slot while the other idles."""
+    model = Recorder()
+    batcher = MicroBatcher("t", model, max_batch=64, max_wait=0.5, parallel=2)
+    with anyio.fail_after(5):
+        callers = [asyncio.create_task(batcher.embed(["x" * n])) for n in range(1, 21)]
+        await model.started.acquire()
+        await model.started.acquire()
+        model.release.set()
+        results = await asyncio.gather(*callers)
+    assert model.calls == [["x" * n for n in range(1, 11)], ["x" * n for n in range(11, 21)]]
+    assert [int(r[0][0]) for r in results] == list(range(1, 21)), "each caller gets its own text's vector"
+    await batcher.aclose()
+
+
+async def test_a_busy_slot_leaves_the_free_one_the_whole_queue() -> None:
+    model = Recorder()
+    batcher = MicroBatcher("t", model, max_batch=64, max_wait=0, parallel=2)
+    with anyio.fail_after(5):
+        first = asyncio.create_task(batcher.embed(["a"]))
+        await model.started.acquire()  # one slot busy
+        rest = [asyncio.create_task(batcher.embed(["b" * n])) for n in range(1, 9)]
+        await model.started.acquire()
+        model.release.set()
+        await asyncio.gather(first, *rest)
+    assert model.calls == [["a"], ["b" * n for n in range(1, 9)]], "the one free slot takes all that is queued"
+    await batcher.aclose()
