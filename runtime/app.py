@@ -17,6 +17,7 @@ from citadel.memory.audit import AuditLog
 from citadel.rest_api import openai_compat
 from citadel.rest_api import routes as rest_routes
 from citadel.runtime.core import DepsAdjuster, open_core
+from citadel.runtime.heap import settled_heap
 from citadel.runtime.http_errors import install_error_handlers
 from citadel.runtime.rate_limits import RateLimiter
 from citadel.runtime.request_pipeline import RequestPipeline
@@ -38,8 +39,11 @@ def create_app(settings: Settings | None = None, *, adjust_deps: DepsAdjuster | 
             await audit.start()
             limiter = RateLimiter(settings)
             try:
+                state = {"services": services, "registry": registry, "runs": runs, "audit": audit, "limiter": limiter}
                 async with mcp_endpoint.serve(core):  # runs the MCP session manager
-                    yield {"services": services, "registry": registry, "runs": runs, "audit": audit, "limiter": limiter}
+                    # Started: what start-up loaded is set aside from the garbage collector (runtime/heap.py).
+                    with settled_heap(settings.gc_threshold):
+                        yield state
             finally:
                 await runs.aclose()
                 await audit.aclose()  # after the runs: their last requests are recorded too

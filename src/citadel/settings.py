@@ -40,6 +40,12 @@ class Settings(BaseSettings):
     host: str = Field(default="127.0.0.1", description="Address `citadel serve` binds to.")
     port: int = Field(default=8000, ge=0, le=65535, description="Port `citadel serve` listens on.")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    gc_threshold: int = Field(
+        default=20_000,
+        ge=0,
+        description="New container objects between two young garbage collections once the server has started "
+        "(Python's default 700; 0 keeps it). What start-up loaded is frozen out of the collector either way.",
+    )
     data_dir: Path = Field(
         default_factory=default_data_dir,
         description="Where embedded stores keep their files (default: the per-user data directory).",
