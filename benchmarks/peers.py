@@ -9,10 +9,11 @@ The peers are installed by this script into throwaway environments under ~/.cach
 cache makes later runs quick); their code is never part of Citadel.
 
 Rows: three workloads, each with 1, 8 and 32 concurrent clients (runs/s, p50 / p95 latency of a
-run): a stateless `runs.wait`; a stateless `runs.stream` read to its end; a background run on a new
-thread (`threads.create`, `runs.create`, `runs.join`). Then the time to the first event of
-`runs.stream` (one client), the server's CPU time per run (its process tree, user + system, over each
-row) and the peak RSS of the server's process tree over the whole workload.
+run; `--runs` runs, and at least 20 a client): a stateless `runs.wait`; a stateless `runs.stream`
+read to its end; a background run on a new thread (`threads.create`, `runs.create`, `runs.join`).
+Then the time to the first event of `runs.stream` (one client), the server's CPU time per run (its
+process tree, user + system, over each row) and the peak RSS of the server's process tree over the
+whole workload.
 
     python -m benchmarks.peers [--runs 64] [--only citadel-sqlite,langgraph-dev]
     (PostgreSQL: CITADEL_TEST_DATABASE_URL, default postgresql://postgres@127.0.0.1:5432/test)
@@ -50,6 +51,7 @@ UV = os.environ.get("UV") or shutil.which("uv") or str(ROOT / ".tools" / "bin" /
 POSTGRES = os.environ.get("CITADEL_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 INPUT = {"messages": [{"role": "user", "content": "ping"}]}
 CLIENTS = (1, 8, 32)
+RUNS_PER_CLIENT = 20
 
 
 WORKLOADS = ("wait", "stream", "create + join")
@@ -269,7 +271,9 @@ async def measure(name: str, url: str, runs: int, cpu_seconds: Callable[[], floa
             await one_run(client)
         for workload in WORKLOADS:
             for clients in CLIENTS:
-                total = max(runs, clients * 2)
+                # At least 20 runs a client: with 32 clients, 96 runs were three waves, and their
+                # ramps moved a server's CPU a run by a third from one pass to the next.
+                total = max(runs, clients * RUNS_PER_CLIENT)
                 cpu_before = cpu_seconds()
                 row.levels[workload, clients] = await level(client, workload, clients, total)
                 row.cpu_ms[workload, clients] = (cpu_seconds() - cpu_before) / total * 1000
