@@ -66,3 +66,18 @@ def test_settled_heap_restores_the_collector_even_when_the_block_raises() -> Non
         pass
     assert gc.get_threshold() == before
     assert gc.get_freeze_count() == 0
+
+
+def test_apps_side_by_side_keep_the_settled_heap_until_the_last_stops() -> None:
+    """Two apps in one process whose lifetimes overlap without nesting: the first one's stop must not
+    undo what the second still runs with, and the second's restores what was there before both."""
+    before = gc.get_threshold()
+    first, second = settled_heap(5_000), settled_heap(5_000)
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)
+    assert gc.get_threshold() == (5_000, 20, 20), "the second app still runs"
+    assert gc.get_freeze_count() > 0
+    second.__exit__(None, None, None)
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0
