@@ -1,6 +1,6 @@
 """The started server's heap (`runtime/heap.py`): what start-up loaded is frozen out of the cyclic
 garbage collector and the young-collection threshold raised, while the app runs; both undone when
-it stops (issue 15: a tenth or more of a run's CPU went to collections walking the libraries)."""
+it stops (issue 15: collections walking the libraries' objects cost a run's CPU, 7.6% at the median of 18 pairs)."""
 
 from __future__ import annotations
 
