@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import builtins
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.pregel import Pregel
 from langgraph.store.base import BaseStore
 
@@ -37,6 +39,20 @@ class RegisteredGraph:
     @property
     def description(self) -> str:
         return self.spec.description
+
+    @cached_property
+    def scratch(self) -> Pregel[Any, Any, Any, Any]:
+        """The graph on a checkpointer in this process's memory, for a run whose checkpoints nobody
+        else reads: a stateless run that checkpoints only as it ends (`exit`) and whose thread is
+        deleted then. It reads its final state from there; if its process dies, the run starts over
+        from its input (kept in its row) either way."""
+        saver = self.graph.checkpointer
+        if not isinstance(saver, BaseCheckpointSaver):
+            return self.graph
+        return self.graph.copy(update={"checkpointer": InMemorySaver(serde=saver.serde)})
+
+    def for_run(self, scratch: bool) -> Pregel[Any, Any, Any, Any]:
+        return self.scratch if scratch else self.graph
 
 
 class GraphRegistry:

@@ -34,7 +34,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command
 
 from citadel.core.run_events import RunEnd, RunEventLog
-from citadel.core.runs import RunManager, values_of
+from citadel.core.runs import RunManager, on_scratch, values_of
 from citadel.core.wire import to_jsonable
 from citadel.errors import CitadelError, NotFound
 from citadel.memory.app_store import ACTIVE_RUN, Run, ThreadAfter
@@ -75,6 +75,15 @@ async def execute_run(manager: RunManager, run_id: str, claim: Claim, *, claimed
         "run %s: taken by %s (attempt %d; graph %s, thread %s)",
         run_id, claim.owner, run.attempt, run.graph, run.thread_id,
     )  # fmt: skip
+    try:
+        return await _attempt(manager, run, claim)
+    finally:
+        if on_scratch(run) and run.thread_id:  # an attempt that did not reach its end leaves none either
+            await manager.delete_checkpoints(run.graph, run.thread_id, scratch=True)
+
+
+async def _attempt(manager: RunManager, run: Run, claim: Claim) -> str | None:
+    run_id, events = run.run_id, manager.event_log
     keeper = asyncio.create_task(_keep(manager, run_id, claim, asyncio.current_task()), name=f"keep:{run_id}")
     status: str = "success"
     error: str | None = None
@@ -192,9 +201,12 @@ async def _finish(manager: RunManager, run: Run, claim: Claim, status: str, erro
 
 async def _record_end(manager: RunManager, run: Run, claim: Claim, status: str, error: str | None) -> str:
     assert run.thread_id is not None
-    graph = manager.registry.get(run.graph).graph
-    snapshot = await graph.aget_state({"configurable": {"thread_id": run.thread_id}})
     stateless = bool(run.payload.get("stateless"))
+    scratch = on_scratch(run)
+    graph = manager.registry.get(run.graph).for_run(scratch)
+    snapshot = await graph.aget_state({"configurable": {"thread_id": run.thread_id}})
+    if scratch:  # read: nothing else will read them
+        await manager.delete_checkpoints(run.graph, run.thread_id, scratch=True)
     thread_after: ThreadAfter = (
         "delete" if stateless else "error" if status == "error" else "interrupted" if snapshot.interrupts else "idle"
     )
@@ -208,7 +220,7 @@ async def _record_end(manager: RunManager, run: Run, claim: Claim, status: str, 
         thread_after=thread_after,
     )
     if ended:
-        if stateless:
+        if stateless and not scratch:  # durable as its request asked, until its thread is gone
             await manager.delete_checkpoints(run.graph, run.thread_id)
     else:  # no longer ours: cancelled as it finished (the canceller freed the thread), or taken over
         try:
@@ -243,7 +255,7 @@ def graph_config(run: Run) -> RunnableConfig:
 async def stream_graph(manager: RunManager, run: Run, events: RunEventLog) -> None:
     """Run the graph from the thread's last checkpoint, publishing what the run's stream modes ask."""
     payload = run.payload
-    graph = manager.registry.get(run.graph).graph
+    graph = manager.registry.get(run.graph).for_run(on_scratch(run))
     config = graph_config(run)
     command = payload.get("command")
     graph_input: Any = Command(**command) if command else payload.get("input")

@@ -244,7 +244,7 @@ class RunManager:
         return await self._snapshot_values(run)
 
     async def _snapshot_values(self, run: Run) -> dict[str, Any]:
-        graph = self.registry.get(run.graph).graph
+        graph = self.registry.get(run.graph).for_run(on_scratch(run))
         return values_of(await graph.aget_state({"configurable": {"thread_id": run.thread_id}}))
 
     # --- stopping -----------------------------------------------------------------------------
@@ -270,10 +270,17 @@ class RunManager:
         if thread.graph:
             await self.delete_checkpoints(thread.graph, thread_id)
 
-    async def delete_checkpoints(self, graph: str, thread_id: str) -> None:
-        checkpointer = self.registry.get(graph).graph.checkpointer
+    async def delete_checkpoints(self, graph: str, thread_id: str, *, scratch: bool = False) -> None:
+        """`scratch`: those a run kept in this process's memory (`on_scratch`)."""
+        checkpointer = self.registry.get(graph).for_run(scratch).checkpointer
         if checkpointer is not None and not isinstance(checkpointer, bool):
             await checkpointer.adelete_thread(thread_id)
+
+
+def on_scratch(run: Run) -> bool:
+    """Whether the run keeps its checkpoints in memory (`RegisteredGraph.scratch`): a stateless run
+    whose thread is deleted when it ends, checkpointing only then (`exit`, its default)."""
+    return bool(run.payload.get("stateless")) and run.payload.get("durability") == "exit"
 
 
 def values_of(snapshot: StateSnapshot) -> dict[str, Any]:

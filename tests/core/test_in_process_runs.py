@@ -15,6 +15,8 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.checkpoint.memory import InMemorySaver
 
 from citadel.core.in_process_executor import InProcessExecutor
 from citadel.core.registry import build_registry
@@ -176,24 +178,61 @@ async def test_a_run_in_flight_during_a_database_outage_ends_success_after_it(
     assert thread.status == "idle"
 
 
-async def test_a_stateless_run_checkpoints_only_at_its_end_unless_it_keeps_its_thread(make_settings: Any) -> None:
-    async with run_manager(make_settings()) as runs:
-        checkpointer = runs.registry.get("slow_steps").graph.checkpointer
-        assert checkpointer is not None
-        assert not isinstance(checkpointer, bool)
+@pytest.fixture(params=["sqlite", "postgres"])
+def durable_settings(request: pytest.FixtureRequest, make_settings: Any) -> Settings:
+    if request.param == "sqlite":
+        return make_settings()  # type: ignore[no-any-return]
+    return make_settings(database_url=request.getfixturevalue("database_url"))  # type: ignore[no-any-return]
 
-        async def steps_checkpointed(keep_thread: bool, **extra: Any) -> bool:
-            """Whether the run's thread has a checkpoint while its second node runs."""
+
+async def test_a_stateless_run_checkpoints_only_at_its_end_in_memory_unless_it_keeps_its_thread(
+    durable_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with run_manager(durable_settings) as runs:
+        entry = runs.registry.get("slow_steps")
+        durable, scratch = entry.graph.checkpointer, entry.scratch.checkpointer
+        assert isinstance(durable, BaseCheckpointSaver)
+        assert isinstance(scratch, InMemorySaver)
+        written: set[str] = set()  # the threads the durable checkpointer was given a checkpoint of
+        durable_put = durable.aput
+
+        async def put(config: Any, *args: Any, **kwargs: Any) -> Any:
+            written.add(config["configurable"]["thread_id"])
+            return await durable_put(config, *args, **kwargs)
+
+        monkeypatch.setattr(durable, "aput", put)
+
+        async def run_it(keep_thread: bool, **extra: Any) -> tuple[Any, bool, bool]:
+            """The run, whether its thread had a checkpoint (durable or in memory) while its second
+            node ran, and the run's final values."""
             run = (await runs.create(slow(0.5, keep_thread=keep_thread, **extra)))[0]
+            config: Any = {"configurable": {"thread_id": run.thread_id}}
             await runs.launch(run)
             async with asyncio.timeout(DEADLINE):
                 async for _, event, data in runs.stream(run):
                     if event == "values" and data.get("done") == ["a"]:
                         break
-                found = await checkpointer.aget_tuple({"configurable": {"thread_id": run.thread_id}})
-                assert (await runs.wait(run)).status == "success"
-            return found is not None
+                during = await durable.aget_tuple(config) is not None, await scratch.aget_tuple(config) is not None
+                end = await runs.wait(run)
+            assert end.status == "success"
+            assert end.values is not None
+            assert end.values["done"] == list(NODES)  # the final state, as read
+            return run, *during
 
-        assert not await steps_checkpointed(keep_thread=False)  # deleted when it ends: `exit`
-        assert await steps_checkpointed(keep_thread=True)  # its thread stays: LangGraph's `async`
-        assert await steps_checkpointed(keep_thread=False, durability="async")  # as the request asks
+        # Deleted when it ends, `exit`: checkpointed once, in memory, and dropped with its thread.
+        run, durable_during, scratch_during = await run_it(keep_thread=False)
+        assert not durable_during
+        assert not scratch_during
+        assert run.thread_id not in written
+        assert not list(scratch.list(None))
+        # Its thread stays: LangGraph's `async`, durably.
+        run, durable_during, _ = await run_it(keep_thread=True)
+        assert durable_during
+        assert run.thread_id in written
+        # Durability as the request asks: each step's checkpoint durable (a run taken up after its
+        # process died resumes from there), deleted with the thread.
+        run, durable_during, scratch_during = await run_it(keep_thread=False, durability="async")
+        assert durable_during
+        assert not scratch_during
+        assert run.thread_id in written
+        assert await durable.aget_tuple({"configurable": {"thread_id": run.thread_id}}) is None
