@@ -38,9 +38,28 @@ log = logging.getLogger(__name__)
 SETUP_LOCK = "select pg_try_advisory_lock(hashtext('citadel_persistence_setup')) as taken"
 
 
+class _NoLock(asyncio.Lock):
+    """A lock that holds nothing, for work that needs none."""
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, *_: object) -> None:
+        return None
+
+
 class _PostgresSaver(AsyncPostgresSaver):
     """LangGraph's PostgreSQL checkpointer, its failures mapped by `store_errors` (an unreachable
-    database is `Unavailable`, in a graph run and in a REST read of a thread's state alike)."""
+    database is `Unavailable`, in a graph run and in a REST read of a thread's state alike).
+
+    On a pool, its reads and writes run concurrently, each on a connection of its own: LangGraph's
+    saver holds one lock of its own around each (what a single shared connection needs), which on a
+    pool queued every checkpoint of every run behind the one before (langgraph issue #7259; its
+    PostgreSQL store already takes no shared lock on a pool)."""
+
+    def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
+        super().__init__(pool)  # type: ignore[arg-type]
+        self.lock = _NoLock()
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         with store_errors():
@@ -139,7 +158,7 @@ async def open_postgres_persistence(settings: Settings, url: str, index: IndexCo
         indexed = bool(row and row["n"])
         if not indexed:
             log.info("pgvector is not available: long-term memories are stored without a vector index")
-        saver = _PostgresSaver(pool)  # type: ignore[arg-type]
+        saver = _PostgresSaver(pool)
         store = _PostgresStore(pool, index=index if indexed else None)  # type: ignore[arg-type]
         # Replicas and workers starting together on an empty database: one sets the tables up at a
         # time (concurrent CREATE TABLE IF NOT EXISTS can collide in PostgreSQL's catalog). The others
