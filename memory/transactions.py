@@ -3,7 +3,7 @@ over whole: `read(work)` runs it on a connection, `write(work)` in a transaction
 returns and rolled back when it raises.
 
 - PostgreSQL (`EngineTransactions`): on the async engine, the function whole in one greenlet
-  (`run_sync`), where awaiting each statement spawns one per statement.
+  (`run_sync`), where awaiting each statement spawns one per statement; a read in autocommit.
 - SQLite (`SqliteTransactions`): on a thread, with the standard library's driver: one hop from the
   event loop to the thread and back per transaction. aiosqlite makes several hops a statement (cursor,
   execute, fetch, close, each a wake-up of its thread and then of the loop), which made a run's
@@ -47,13 +47,16 @@ class Transactions(Protocol):
 
 
 class EngineTransactions:
-    """On an async engine (PostgreSQL through asyncpg), which its owner disposes of."""
+    """On an async engine (PostgreSQL through asyncpg), which its owner disposes of. A read runs in
+    autocommit: under READ COMMITTED each of its statements sees its own snapshot either way, and a
+    transaction around them only added a BEGIN and a ROLLBACK, each a round trip."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        self._reader = engine.execution_options(isolation_level="AUTOCOMMIT")
 
     async def read(self, work: Callable[[Connection], T]) -> T:
-        async with self._engine.connect() as connection:
+        async with self._reader.connect() as connection:
             return await connection.run_sync(work)
 
     async def write(self, work: Callable[[Connection], T]) -> T:
