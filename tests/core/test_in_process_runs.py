@@ -203,8 +203,8 @@ async def test_a_stateless_run_checkpoints_only_at_its_end_in_memory_unless_it_k
         monkeypatch.setattr(durable, "aput", put)
 
         async def run_it(keep_thread: bool, **extra: Any) -> tuple[Any, bool, bool]:
-            """The run, whether its thread had a checkpoint (durable or in memory) while its second
-            node ran, and the run's final values."""
+            """The run, and whether its thread had a checkpoint, durable and in memory, while its
+            second node ran; its final values (read from wherever it checkpointed) are checked here."""
             run = (await runs.create(slow(0.5, keep_thread=keep_thread, **extra)))[0]
             config: Any = {"configurable": {"thread_id": run.thread_id}}
             await runs.launch(run)
