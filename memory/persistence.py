@@ -15,15 +15,16 @@ from __future__ import annotations
 import contextlib
 import logging
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
-from langgraph.store.base import BaseStore, IndexConfig
+from langgraph.store.base import BaseStore, IndexConfig, Op, Result
 from langgraph.store.sqlite.aio import AsyncSqliteStore
 
 from citadel.memory.sqlite_checkpoints import ThreadedSqliteSaver
+from citadel.memory.store_errors import store_errors
 from citadel.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,16 @@ class Persistence:
     indexed: bool
     """Whether `store.search(namespace, query=...)` ranks by meaning."""
     where: str
+
+
+class SqliteMemoryStore(AsyncSqliteStore):
+    """LangGraph's SQLite store (long-term memory), its failures mapped by `store_errors`: its file
+    locked by another process past the busy timeout is `Unavailable` (503; a run waits it out), as
+    on PostgreSQL, not a graph's own failure."""
+
+    async def abatch(self, ops: Iterable[Op]) -> list[Result]:
+        with store_errors():
+            return await super().abatch(ops)
 
 
 @contextlib.asynccontextmanager
@@ -57,7 +68,7 @@ async def open_persistence(settings: Settings, index: IndexConfig) -> AsyncItera
         log.info("this Python's sqlite3 cannot load extensions: long-term memories are stored without a vector index")
     async with (
         ThreadedSqliteSaver.open(checkpoints) as saver,
-        AsyncSqliteStore.from_conn_string(memories, index=index if indexed else None) as store,  # type: ignore[arg-type]
+        SqliteMemoryStore.from_conn_string(memories, index=index if indexed else None) as store,  # type: ignore[arg-type]
     ):
         await store.setup()
         yield Persistence(checkpointer=saver, store=store, indexed=indexed, where="sqlite")

@@ -3,7 +3,9 @@ a value the database refuses is `InvalidRequest` (400), never the driver's text.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from citadel.errors import InvalidRequest, NotFound, Unavailable
 from citadel.memory.app_store import AppStore
 from citadel.memory.database import create_engine
+from citadel.memory.persistence import SqliteMemoryStore
 from citadel.memory.store_errors import store_errors
 from tests.live_server import migrate_database
 from tests.ollama_wire_server import free_port
@@ -70,3 +73,23 @@ async def test_unreachable_database_is_unavailable(make_settings: Any) -> None:
     finally:
         await store.close()
         await store.engine.dispose()
+
+
+async def test_embedded_memory_store_locked_by_another_process_is_unavailable(tmp_path: Path) -> None:
+    """The SQLite long-term store's file held by another writer past the busy timeout (sqlite3's
+    5 s): 503, which a run waits out, not a graph's own failure; then writes go through again."""
+    path = tmp_path / "store.sqlite"
+    async with SqliteMemoryStore.from_conn_string(str(path)) as memories:
+        await memories.setup()
+        other = sqlite3.connect(path, isolation_level=None)  # another process's connection, as far as SQLite can tell
+        try:
+            other.execute("BEGIN EXCLUSIVE")
+            with pytest.raises(Unavailable) as caught:
+                await memories.aput(("ada", "memories"), "m1", {"text": "likes tea"})
+            assert isinstance(caught.value.__cause__, sqlite3.OperationalError)
+        finally:
+            other.close()
+        await memories.aput(("ada", "memories"), "m1", {"text": "likes tea"})
+        stored = await memories.aget(("ada", "memories"), "m1")
+        assert stored is not None
+        assert stored.value == {"text": "likes tea"}
