@@ -75,6 +75,14 @@ def make_settings(tmp_path: Path) -> Any:
     return build
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def app_settings(request: pytest.FixtureRequest, make_settings: Any) -> Settings:
+    """SQLite in the test's data directory, or a fresh PostgreSQL database (made synchronously, so
+    not from inside an async fixture)."""
+    overrides = {"database_url": request.getfixturevalue("database_url")} if request.param == "postgres" else {}
+    return make_settings(**overrides)  # type: ignore[no-any-return]
+
+
 @pytest.fixture
 def settings(make_settings: Any) -> Settings:
     return make_settings()  # type: ignore[no-any-return]

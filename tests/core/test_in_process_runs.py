@@ -178,17 +178,10 @@ async def test_a_run_in_flight_during_a_database_outage_ends_success_after_it(
     assert thread.status == "idle"
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def durable_settings(request: pytest.FixtureRequest, make_settings: Any) -> Settings:
-    if request.param == "sqlite":
-        return make_settings()  # type: ignore[no-any-return]
-    return make_settings(database_url=request.getfixturevalue("database_url"))  # type: ignore[no-any-return]
-
-
 async def test_a_stateless_run_checkpoints_only_at_its_end_in_memory_unless_it_keeps_its_thread(
-    durable_settings: Settings, monkeypatch: pytest.MonkeyPatch
+    app_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async with run_manager(durable_settings) as runs:
+    async with run_manager(app_settings) as runs:
         entry = runs.registry.get("slow_steps")
         durable, scratch = entry.graph.checkpointer, entry.scratch.checkpointer
         assert isinstance(durable, BaseCheckpointSaver)
