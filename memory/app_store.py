@@ -8,12 +8,13 @@ An owner sees only their own threads; someone else's thread is answered exactly 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, TypeVar
 
 from sqlalchemy import ColumnElement, Connection, and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -78,7 +79,7 @@ class Run:
     updated_at: datetime = field(default_factory=now)
 
     @classmethod
-    def from_row(cls, row: RowMapping) -> Run:
+    def from_row(cls, row: Mapping[Any, Any]) -> Run:
         values = dict(row)
         for key in ("lease_expires_at", "created_at", "started_at", "ended_at", "updated_at"):
             values[key] = _aware(values[key])
@@ -108,6 +109,21 @@ def check_thread_id(thread_id: str) -> None:
         raise InvalidRequest(f"thread_id must be 1 to {ID_LENGTH} characters; got {len(thread_id)}", param="thread_id")
 
 
+def _refuse_claim(found: Thread, run: Run, thread: Literal["if_missing", "existing"]) -> None:
+    """Why the thread `found` was not claimed for `run`: raises, except for someone else's thread
+    wanted as `existing` (missing, to this owner: the caller says so)."""
+    if found.owner != run.owner:
+        if thread == "if_missing":  # someone else's id is refused like one's own duplicate: no probing
+            raise Conflict(f"thread {found.thread_id} already exists", param="thread_id")
+        return
+    if found.graph and found.graph != run.graph:
+        raise Conflict(
+            f"thread {found.thread_id} belongs to graph {found.graph!r}, not {run.graph!r}", param="assistant_id"
+        )
+    busy = f"thread {found.thread_id} already has a run in progress; wait for it or cancel it"
+    raise Conflict(busy, param="thread_id")
+
+
 BIGINT = 2**63 - 1
 
 
@@ -122,6 +138,10 @@ def check_page(limit: int, offset: int) -> None:
 # with its values inline costs SQLAlchemy about as much CPU again as executing it (its cache key is
 # computed anew each time), a few hundred microseconds a statement, several statements a run.
 _INSERT_THREAD = insert(threads)
+_INSERT_THREAD_IF_NEW = {  # by dialect: ON CONFLICT is not in SQLAlchemy's generic insert()
+    "postgresql": postgresql.insert(threads).on_conflict_do_nothing(),
+    "sqlite": sqlite.insert(threads).on_conflict_do_nothing(),
+}
 _INSERT_RUN = insert(runs)
 _GET_THREAD = select(threads).where(threads.c.thread_id == bindparam("p_thread_id"))
 _GET_OWN_THREAD = _GET_THREAD.where(threads.c.owner == bindparam("p_owner"))
@@ -132,6 +152,16 @@ _GET_RUNS = {  # by (of a thread, of an owner)
     (False, True): _GET_RUN.where(runs.c.owner == bindparam("p_owner")),
     (True, True): _GET_RUN.where(runs.c.thread_id == bindparam("p_thread_id"), runs.c.owner == bindparam("p_owner")),
 }
+# A run's thread and the run, in one statement: no row, no such thread; a row without a run_id, no
+# such run of it.
+_GET_RUN_OF_THREAD = (
+    select(threads.c.thread_id.label("thread_found"), *runs.columns)
+    .select_from(
+        threads.outerjoin(runs, and_(runs.c.thread_id == threads.c.thread_id, runs.c.run_id == bindparam("p_run_id")))
+    )
+    .where(threads.c.thread_id == bindparam("p_thread_id"))
+)
+_GET_RUN_OF_OWN_THREAD = _GET_RUN_OF_THREAD.where(threads.c.owner == bindparam("p_owner"))
 _CLAIM_RUN = (
     update(runs)
     .where(runs.c.run_id == bindparam("p_run_id"), runs.c.status.in_(ACTIVE_RUN))
@@ -152,10 +182,22 @@ _CLAIM_RUN_BY_LEASE = _CLAIM_RUN.where(
     )
 ).values(attempt=runs.c.attempt + 1)
 _CLAIM_RUN_BY_ATTEMPT = _CLAIM_RUN.where(runs.c.attempt < bindparam("p_attempt")).values(attempt=bindparam("p_attempt"))
-_CLAIM_THREAD = (
+_CLAIM_OWN_THREAD = (
+    # The owner's thread, for a run of a graph: unless it is busy or talks to another graph.
     update(threads)
-    .where(threads.c.thread_id == bindparam("p_thread_id"), threads.c.status != "busy")
-    .values(status="busy", graph=bindparam("p_graph"), title=bindparam("p_title"), updated_at=bindparam("p_stamp"))
+    .where(
+        threads.c.thread_id == bindparam("p_thread_id"),
+        threads.c.owner == bindparam("p_owner"),
+        threads.c.status != "busy",
+        or_(threads.c.graph.is_(None), threads.c.graph == bindparam("p_graph")),
+    )
+    .values(
+        status="busy",
+        graph=bindparam("p_graph"),
+        title=func.coalesce(threads.c.title, bindparam("p_title")),
+        updated_at=bindparam("p_stamp"),
+    )
+    .returning(*threads.columns)
 )
 _FINISH_RUN = (
     update(runs)
@@ -190,10 +232,13 @@ class AppStore:
     """Every call's database failure arrives as a Citadel error (`store_errors`): 503 when the
     database cannot be reached, 400 for a value it refuses. Each call is one transaction, its
     statements a plain function of a connection (`transactions`: one hop to SQLite's thread and
-    back). Close it (`close`, or use it as `async with`) before disposing of its engine."""
+    back), or, where each of its statements stands alone (one UPDATE, say), statements each committed
+    as they run: on PostgreSQL, a BEGIN and a COMMIT are a round trip each. Close it (`close`, or use
+    it as `async with`) before disposing of its engine."""
 
     def __init__(self, engine: AsyncEngine, *, timeout: float = 10.0) -> None:  # CITADEL_DATABASE_TIMEOUT
         self.engine = engine
+        self._insert_thread_if_new = _INSERT_THREAD_IF_NEW[engine.dialect.name]
         self._transactions: Transactions = (
             SqliteTransactions(engine.url, timeout) if engine.dialect.name == "sqlite" else EngineTransactions(engine)
         )
@@ -216,6 +261,11 @@ class AppStore:
         with store_errors():
             return await self._transactions.write(work)
 
+    async def _write_each(self, work: Callable[[Connection], T]) -> T:
+        """`work` whose every statement stands alone, each committed as it runs."""
+        with store_errors():
+            return await self._transactions.write_each(work)
+
     # --- threads ------------------------------------------------------------------------------
     async def create_thread(
         self,
@@ -232,16 +282,17 @@ class AppStore:
         made = Thread(thread_id, owner, graph, None, "idle", metadata or {}, stamp, stamp)
 
         def create(connection: Connection) -> Thread:
-            found = connection.execute(_GET_THREAD, {"p_thread_id": thread_id}).mappings().first()
-            if found is not None:
-                if found["owner"] != owner or if_exists == "raise":
-                    # Someone else's id is refused the same way as one's own duplicate: no probing.
-                    raise Conflict(f"thread {thread_id} already exists", param="thread_id")
-                return Thread.from_row(found)
-            connection.execute(_INSERT_THREAD, vars(made))
+            # One statement in the usual case: the thread is new (a read first was three round trips more).
+            while connection.execute(self._insert_thread_if_new, vars(made)).rowcount != 1:
+                found = connection.execute(_GET_THREAD, {"p_thread_id": thread_id}).mappings().first()
+                if found is not None:  # (None: deleted since the insert met it; try again)
+                    if found["owner"] != owner or if_exists == "raise":
+                        # Someone else's id is refused the same way as one's own duplicate: no probing.
+                        raise Conflict(f"thread {thread_id} already exists", param="thread_id")
+                    return Thread.from_row(found)
             return made
 
-        return await self._write(create)
+        return await self._write_each(create)
 
     async def get_thread(self, thread_id: str, owner: str | None) -> Thread:
         query = _GET_THREAD if owner is None else _GET_OWN_THREAD
@@ -309,7 +360,7 @@ class AppStore:
         if title is not None and not thread.title:
             values["title"] = title[:200]
         query = update(threads).where(threads.c.thread_id == thread_id).values(**values)
-        await self._write(lambda c: c.execute(query))
+        await self._write_each(lambda c: c.execute(query))
         return await self.get_thread(thread_id, owner)
 
     async def delete_thread(self, thread_id: str, owner: str | None) -> None:
@@ -328,7 +379,7 @@ class AppStore:
             .where(threads.c.thread_id == thread_id, threads.c.status != "busy")
             .values(status="busy", updated_at=now())
         )
-        return await self._write(lambda c: c.execute(query).rowcount == 1)
+        return await self._write_each(lambda c: c.execute(query).rowcount == 1)
 
     # --- runs ---------------------------------------------------------------------------------
     async def accept_run(
@@ -348,76 +399,50 @@ class AppStore:
         stamp = now()
         run_row = {c.name: getattr(run, c.name) for c in runs.columns}
 
+        title = title[:200] if title else None
+
         def accept(connection: Connection) -> Thread:
-            row = None
-            if thread != "new":
-                row = connection.execute(_GET_THREAD, {"p_thread_id": thread_id}).mappings().first()
-            if row is not None and row["owner"] != run.owner:
-                if thread == "if_missing":  # someone else's id is refused like one's own duplicate: no probing
-                    raise Conflict(f"thread {thread_id} already exists", param="thread_id")
-                row = None
-            if row is None:
+            if thread != "new":  # the owner's thread claimed at once; only a refusal reads it, to say why
+                claim = {"p_thread_id": thread_id, "p_owner": run.owner, "p_graph": run.graph, "p_title": title}
+                claimed = connection.execute(_CLAIM_OWN_THREAD, {**claim, "p_stamp": stamp}).mappings().first()
+                if claimed is not None:
+                    connection.execute(_INSERT_RUN, run_row)
+                    return Thread.from_row(claimed)
+                found = connection.execute(_GET_THREAD, {"p_thread_id": thread_id}).mappings().first()
+                if found is not None:
+                    _refuse_claim(Thread.from_row(found), run, thread)
                 if thread == "existing":
                     raise NotFound(f"thread {thread_id} not found", param="thread_id")
-                check_thread_id(thread_id)
-                accepted = Thread(
-                    thread_id=thread_id,
-                    owner=run.owner,
-                    graph=run.graph,
-                    title=title[:200] if title else None,
-                    status="busy",
-                    metadata=thread_metadata or {},
-                    created_at=stamp,
-                    updated_at=stamp,
-                )
-                # vars(), not dataclasses.asdict: that deep-copies every value (the datetimes through
-                # copy's reduce protocol), 4% of the server's CPU a streamed run in a profile.
-                connection.execute(_INSERT_THREAD, vars(accepted))
-            else:
-                accepted = self._claim_thread(Thread.from_row(row), run, title, stamp)
-                claimed = connection.execute(
-                    _CLAIM_THREAD,
-                    {"p_thread_id": thread_id, "p_graph": accepted.graph, "p_title": accepted.title, "p_stamp": stamp},
-                )
-                if claimed.rowcount != 1:
-                    raise Conflict(
-                        f"thread {thread_id} already has a run in progress; wait for it or cancel it",
-                        param="thread_id",
-                    )
+            check_thread_id(thread_id)
+            accepted = Thread(
+                thread_id=thread_id,
+                owner=run.owner,
+                graph=run.graph,
+                title=title,
+                status="busy",
+                metadata=thread_metadata or {},
+                created_at=stamp,
+                updated_at=stamp,
+            )
+            # vars(), not dataclasses.asdict: that deep-copies every value (the datetimes through
+            # copy's reduce protocol), 4% of the server's CPU a streamed run in a profile.
+            connection.execute(_INSERT_THREAD, vars(accepted))
             connection.execute(_INSERT_RUN, run_row)
             return accepted
 
         return await self._write(accept)
 
-    @staticmethod
-    def _claim_thread(found: Thread, run: Run, title: str | None, stamp: datetime) -> Thread:
-        if found.graph and found.graph != run.graph:
-            raise Conflict(
-                f"thread {found.thread_id} belongs to graph {found.graph!r}, not {run.graph!r}", param="assistant_id"
-            )
-        return replace(
-            found,
-            status="busy",
-            graph=found.graph or run.graph,
-            title=found.title or (title[:200] if title else None),
-            updated_at=stamp,
-        )
-
     async def get_owned_run(self, run_id: str, thread_id: str, owner: str | None) -> Run:
         """The run `run_id` of the thread `thread_id`, the thread the owner's (`owner` None: anyone's):
-        `get_thread` then `get_run`, with their NotFound, in one read (one transaction, not two)."""
-        thread_query = _GET_THREAD if owner is None else _GET_OWN_THREAD
+        `get_thread` then `get_run`, with their NotFound, in one statement."""
+        query = _GET_RUN_OF_THREAD if owner is None else _GET_RUN_OF_OWN_THREAD
         values = {"p_run_id": run_id, "p_thread_id": thread_id, "p_owner": owner}
-
-        def read(connection: Connection) -> Run:
-            if connection.execute(thread_query, values).first() is None:
-                raise NotFound(f"thread {thread_id} not found", param="thread_id")
-            row = connection.execute(_GET_RUNS[True, False], values).mappings().first()
-            if row is None:
-                raise NotFound(f"run {run_id} not found", param="run_id")
-            return Run.from_row(row)
-
-        return await self._read(read)
+        row = await self._read(lambda c: c.execute(query, values).mappings().first())
+        if row is None:
+            raise NotFound(f"thread {thread_id} not found", param="thread_id")
+        if row["run_id"] is None:
+            raise NotFound(f"run {run_id} not found", param="run_id")
+        return Run.from_row({name: value for name, value in row.items() if name != "thread_found"})
 
     async def get_run(self, run_id: str, *, thread_id: str | None = None, owner: str | None = None) -> Run:
         query = _GET_RUNS[thread_id is not None, owner is not None]
@@ -464,7 +489,7 @@ class AppStore:
             "p_expires": stamp + timedelta(seconds=lease_seconds),
             "p_attempt": attempt,
         }
-        row = await self._write(lambda c: c.execute(query, values).mappings().first())
+        row = await self._write_each(lambda c: c.execute(query, values).mappings().first())
         return Run.from_row(row) if row is not None else None
 
     async def renew_lease(self, run_id: str, owner: str, lease_seconds: float) -> bool:
@@ -475,7 +500,7 @@ class AppStore:
             .where(runs.c.run_id == run_id, runs.c.lease_owner == owner, runs.c.status == "running")
             .values(lease_expires_at=stamp + timedelta(seconds=lease_seconds), updated_at=stamp)
         )
-        return await self._write(lambda c: c.execute(query).rowcount == 1)
+        return await self._write_each(lambda c: c.execute(query).rowcount == 1)
 
     async def finish_run(
         self,
@@ -519,7 +544,7 @@ class AppStore:
             .values(status="error", error=error, ended_at=stamp, updated_at=stamp,
                     lease_owner=None, lease_expires_at=None)
         )  # fmt: skip
-        return await self._write(lambda c: c.execute(query).rowcount == 1)
+        return await self._write_each(lambda c: c.execute(query).rowcount == 1)
 
     async def cancel_run(self, run_id: str, thread_id: str | None) -> str | None:
         """Mark an unfinished run cancelled and, in the same transaction, free its thread if no other
@@ -553,7 +578,7 @@ class AppStore:
     async def release_thread(self, thread_id: str, status: str) -> None:
         """Set a thread's status after its run ended, unless another run has taken the thread since."""
         values = {"p_thread_id": thread_id, "p_status": status, "p_stamp": now()}
-        await self._write(lambda c: c.execute(_RELEASE_THREAD, values))
+        await self._write_each(lambda c: c.execute(_RELEASE_THREAD, values))
 
     async def release_lease(self, run_id: str, owner: str) -> None:
         """Give a run back unfinished (a clean shutdown): the next process resumes it at once."""
@@ -562,7 +587,7 @@ class AppStore:
             .where(runs.c.run_id == run_id, runs.c.lease_owner == owner)
             .values(lease_owner=None, lease_expires_at=None, updated_at=now())
         )
-        await self._write(lambda c: c.execute(query))
+        await self._write_each(lambda c: c.execute(query))
 
     async def recoverable_runs(self, pending_for: float) -> list[Run]:
         """Runs accepted but not finished whose lease nobody holds: to be resumed. A run still

@@ -1,9 +1,11 @@
 """Transactions on the app database, each one a plain function of a SQLAlchemy `Connection` handed
 over whole: `read(work)` runs it on a connection, `write(work)` in a transaction committed when it
-returns and rolled back when it raises.
+returns and rolled back when it raises, `write_each(work)` with each of its statements committed on its
+own (for work whose every statement stands alone, such as one INSERT).
 
 - PostgreSQL (`EngineTransactions`): on the async engine, the function whole in one greenlet
-  (`run_sync`), where awaiting each statement spawns one per statement; a read in autocommit.
+  (`run_sync`), where awaiting each statement spawns one per statement; a read, and `write_each`, in
+  autocommit.
 - SQLite (`SqliteTransactions`): on a thread, with the standard library's driver: one hop from the
   event loop to the thread and back per transaction. aiosqlite makes several hops a statement (cursor,
   execute, fetch, close, each a wake-up of its thread and then of the loop), which made a run's
@@ -43,21 +45,26 @@ class Transactions(Protocol):
 
     async def write(self, work: Callable[[Connection], T]) -> T: ...
 
+    async def write_each(self, work: Callable[[Connection], T]) -> T: ...
+
     async def close(self) -> None: ...
 
 
 class EngineTransactions:
     """On an async engine (PostgreSQL through asyncpg), which its owner disposes of. A read runs in
     autocommit: under READ COMMITTED each of its statements sees its own snapshot either way, and a
-    transaction around them only added a BEGIN and a ROLLBACK, each a round trip."""
+    transaction around them only added a BEGIN and a ROLLBACK, each a round trip. So does `write_each`:
+    a BEGIN and a COMMIT around a statement that is atomic by itself are two round trips for nothing."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-        self._reader = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
 
     async def read(self, work: Callable[[Connection], T]) -> T:
-        async with self._reader.connect() as connection:
+        async with self._autocommit.connect() as connection:
             return await connection.run_sync(work)
+
+    write_each = read  # the same: in autocommit, each statement its own transaction
 
     async def write(self, work: Callable[[Connection], T]) -> T:
         async with self._engine.begin() as connection:
@@ -87,6 +94,10 @@ class SqliteTransactions:
 
     async def write(self, work: Callable[[Connection], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._writer, self._write, work)
+
+    async def write_each(self, work: Callable[[Connection], T]) -> T:
+        """As `write`: on the writer's thread a transaction costs no round trip."""
+        return await self.write(work)
 
     def _read(self, work: Callable[[Connection], T]) -> T:
         with self.engine.connect() as connection:
