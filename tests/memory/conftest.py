@@ -3,9 +3,11 @@ stored in it."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
+from sqlalchemy import Engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from citadel.memory.database import create_engine
@@ -21,3 +23,17 @@ async def app_engine(app_settings: Settings) -> AsyncIterator[AsyncEngine]:
     engine = create_engine(settings)
     yield engine
     await engine.dispose()
+
+
+@pytest.fixture
+def statements() -> Iterator[list[str]]:
+    """The first word of each statement any engine sends (the store's on SQLite is one of its own,
+    on its threads), from the test's start."""
+    sent: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        sent.append(statement.split(None, 1)[0].upper())
+
+    event.listen(Engine, "before_cursor_execute", count)
+    yield sent
+    event.remove(Engine, "before_cursor_execute", count)

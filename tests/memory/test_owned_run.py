@@ -1,5 +1,5 @@
 """`AppStore.get_owned_run`: the run endpoints' one read of a thread's run, on both backends, with the
-same answers as reading the thread, then the run (the thread's NotFound first)."""
+same answers as reading the thread, then the run (the thread's NotFound first), from one statement."""
 
 from __future__ import annotations
 
@@ -33,13 +33,15 @@ async def _accepted(store: AppStore, owner: str) -> Run:
     return run
 
 
-async def test_the_owners_run_of_the_thread(store: AppStore) -> None:
+async def test_the_owners_run_of_the_thread(store: AppStore, statements: list[str]) -> None:
     ada = await _accepted(store, "ada")
     bob = await _accepted(store, "bob")
     assert ada.thread_id is not None
     assert bob.thread_id is not None
 
+    statements.clear()
     found = await store.get_owned_run(ada.run_id, ada.thread_id, "ada")
+    assert statements == ["SELECT"]
     assert (found.run_id, found.thread_id, found.owner) == (ada.run_id, ada.thread_id, "ada")
     assert (await store.get_owned_run(bob.run_id, bob.thread_id, None)).run_id == bob.run_id  # no owner filter
 

@@ -7,11 +7,10 @@ BEGIN and a COMMIT around a lone INSERT, were round trips more)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 import pytest
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from citadel.errors import Conflict, NotFound
@@ -41,20 +40,6 @@ async def _finish(store: AppStore, run: Run) -> None:
     claimed = await store.claim_run(run.run_id, "executor", 60)
     assert claimed is not None
     assert await store.finish_run(run.run_id, "executor", "success", thread_id=run.thread_id, thread_after="idle")
-
-
-@pytest.fixture
-def statements(store: AppStore) -> Iterator[list[str]]:
-    """The statements the store sends, PostgreSQL's engine or SQLite's own (its threads' engine)."""
-    sent: list[str] = []
-    engine = getattr(store._transactions, "engine", None) or store.engine.sync_engine
-
-    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        sent.append(statement.split(None, 1)[0].upper())
-
-    event.listen(engine, "before_cursor_execute", count)
-    yield sent
-    event.remove(engine, "before_cursor_execute", count)
 
 
 async def test_create_thread_new_duplicate_and_someone_elses(store: AppStore, statements: list[str]) -> None:
