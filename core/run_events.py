@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 from collections import deque
 from collections.abc import AsyncIterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from citadel.errors import InvalidRequest
@@ -40,7 +40,9 @@ class RunEnd:
     by then); None after an error, or when the end was learnt from the database."""
 
     def to_data(self) -> dict[str, Any]:
-        return asdict(self)
+        # Not dataclasses.asdict: that deep-copies the values (every message of the thread), 2% of
+        # the server's CPU a create + join run in a profile; nothing changes them once they are read.
+        return {"status": self.status, "error": self.error, "values": self.values}
 
     @classmethod
     def from_data(cls, data: Any) -> RunEnd:
