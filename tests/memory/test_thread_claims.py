@@ -29,10 +29,15 @@ def _run(owner: str, thread_id: str, graph: str = "echo") -> Run:
 
 
 async def _accept(
-    store: AppStore, owner: str, thread_id: str, thread: Literal["new", "if_missing", "existing"], **kw: Any
+    store: AppStore,
+    owner: str,
+    thread_id: str,
+    thread: Literal["new", "if_missing", "existing"],
+    title: str = "first words",
+    **kw: Any,
 ) -> Run:
     run = _run(owner, thread_id, **kw)
-    await store.accept_run(run, thread=thread, title="first words")
+    await store.accept_run(run, thread=thread, title=title)
     return run
 
 
@@ -70,8 +75,7 @@ async def test_a_run_claims_the_owners_free_thread_in_one_statement(store: AppSt
         await _accept(store, "ada", thread.thread_id, "existing")
     assert refused.value.param == "thread_id"
     await _finish(store, first)
-    second = _run("ada", thread.thread_id)
-    await store.accept_run(second, thread="existing", title="other words")
+    second = await _accept(store, "ada", thread.thread_id, "existing", title="other words")
     kept = await store.get_thread(thread.thread_id, "ada")
     assert (kept.status, kept.title) == ("busy", "first words")  # a title once given stays
     await _finish(store, second)
