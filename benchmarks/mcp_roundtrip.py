@@ -7,7 +7,9 @@
 - endpoint: Citadel's MCP endpoint (`citadel.mcp_server.http.MCPEndpoint`, the same server and tools) in a
   plain Starlette app: the MCP face alone, without the app's request pipeline.
 - bare: `MCPServer.streamable_http_app()` of the `mcp` SDK, serving a `list_embedding_models` tool
-  that returns the same result as Citadel's from a constant.
+  that returns the same result as Citadel's from a constant: the target's baseline.
+- bare-json: the same server in the SDK's JSON-response mode (`json_response=True`), as Citadel
+  answers such a call (`mcp_server/http.py`, "answered at once"): a reference, printed beside.
 All three run under the same uvicorn in child processes. The tool does no I/O: what is measured is
 the protocol, the transport and the server.
 
@@ -37,6 +39,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -86,13 +89,14 @@ async def bare_list_embedding_models() -> EmbeddingModels:
 RESULT = same_result()
 
 
-def serve_bare(port: int) -> None:
+def serve_bare(port: int, *, json_response: bool = False) -> None:
     import uvicorn
     from mcp.server.mcpserver import MCPServer
 
     server = MCPServer("bare", log_level="WARNING")
     server.add_tool(bare_list_embedding_models, name=TOOL)
-    uvicorn.run(server.streamable_http_app(), host="127.0.0.1", port=port, log_level="warning")
+    app = server.streamable_http_app(json_response=json_response)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 
 
 def serve_endpoint(port: int) -> None:
@@ -230,7 +234,8 @@ LABELS = {
     "before": "Citadel: /mcp in the full app, the code of --before",
     "citadel": "Citadel: /mcp in the full app (citadel serve)",
     "endpoint": "Citadel's MCP endpoint alone, without the app's request pipeline",
-    "bare": "bare mcp SDK server, same tool",
+    "bare-json": "bare mcp SDK server in JSON-response mode (a reference)",
+    "bare": "bare mcp SDK server, same tool (the baseline)",
 }
 
 
@@ -244,13 +249,13 @@ async def measure(servers: dict[str, Server], rounds: int, seconds: float) -> No
                 results[(name, concurrency)].add(await load(servers[name], concurrency, seconds))
     print(f"\n== {TOOL} over streamable HTTP ({PROTOCOL}), {rounds} rounds x {seconds:g} s each ==")
     for name in contenders:
-        print(f"  {name:<9} {LABELS[name]}")
-    print(f"{'server':<9}{'clients':>8}{'calls/s':>10}{'p50 ms':>9}{'p95 ms':>9}{'calls/cpu-s':>13}")
+        print(f"  {name:<10} {LABELS[name]}")
+    print(f"{'server':<10}{'clients':>7}{'calls/s':>10}{'p50 ms':>9}{'p95 ms':>9}{'calls/cpu-s':>13}")
     for concurrency in CONCURRENCY:
         for name in contenders:
             s = results[(name, concurrency)]
             print(
-                f"{name:<9}{concurrency:>8}{s.rate:>10.0f}{s.percentile(0.5):>9.2f}{s.percentile(0.95):>9.2f}"
+                f"{name:<10}{concurrency:>7}{s.rate:>10.0f}{s.percentile(0.5):>9.2f}{s.percentile(0.95):>9.2f}"
                 f"{s.per_core:>13.0f}"
             )
     print("\nratios to bare (target: citadel >= 0.95x); calls/s per core = calls per CPU-second of the server")
@@ -259,9 +264,16 @@ async def measure(servers: dict[str, Server], rounds: int, seconds: float) -> No
         for name in contenders[:-1]:
             ours = results[(name, concurrency)]
             print(
-                f"  {concurrency:>2} client(s), {name:<8}: calls/s {ours.rate / bare.rate:.2f}x, "
+                f"  {concurrency:>2} client(s), {name:<9}: calls/s {ours.rate / bare.rate:.2f}x, "
                 f"per core {ours.per_core / bare.per_core:.2f}x ({ours.per_core:.0f} calls/s per core; target >= 300)"
             )
+    print("citadel against bare-json (the SDK answering in JSON, as Citadel answers this call), same run:")
+    for concurrency in CONCURRENCY:
+        ours, theirs = results[("citadel", concurrency)], results[("bare-json", concurrency)]
+        print(
+            f"  {concurrency:>2} client(s): calls/s {ours.rate / theirs.rate:.2f}x, "
+            f"per core {ours.per_core / theirs.per_core:.2f}x"
+        )
     if "before" in contenders:
         print("citadel against before (the --before code), same run:")
         for concurrency in CONCURRENCY:
@@ -283,6 +295,7 @@ async def run(rounds: int, seconds: float, before: Path | None) -> None:
             servers["before"] = stack.enter_context(citadel_serve({**env, "PYTHONPATH": str(before / "src")}))
         servers["citadel"] = stack.enter_context(citadel_serve(env))
         servers["endpoint"] = stack.enter_context(child_serve("endpoint"))
+        servers["bare-json"] = stack.enter_context(child_serve("bare-json"))
         servers["bare"] = stack.enter_context(child_serve("bare"))
         answers = {name: await check(server) for name, server in servers.items()}
         assert all(answer == answers["bare"] for answer in answers.values()), f"the tools differ: {answers}"
@@ -299,7 +312,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.serve:
         kind, port = args.serve
-        {"bare": serve_bare, "endpoint": serve_endpoint}[kind](int(port))
+        serve = {"bare": serve_bare, "bare-json": partial(serve_bare, json_response=True), "endpoint": serve_endpoint}
+        serve[kind](int(port))
         return
     before = args.before.resolve() if args.before else None
     asyncio.run(run(args.rounds, args.seconds, before))

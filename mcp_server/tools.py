@@ -429,6 +429,12 @@ async def get_thread(
 
 
 # --- registration --------------------------------------------------------------------------------
+ANSWERED_AT_ONCE = frozenset({list_embedding_models.__name__, list_collections.__name__, get_thread.__name__})
+"""Tools that read what the server holds: no model runs, no progress to report. Over streamable HTTP
+a 2026-07-28 call of one is answered with one JSON response, without the SSE stream's set-up
+(`http.py`); a tool added here must never report progress or send a notification."""
+
+
 def _annotations(title: str, *, read_only: bool, destructive: bool = False, idempotent: bool) -> ToolAnnotations:
     return ToolAnnotations(
         title=title,

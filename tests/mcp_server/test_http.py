@@ -181,6 +181,64 @@ async def test_errors_leave_the_session_usable(live: LiveServer) -> None:
     assert fine["collections"]
 
 
+MODERN = "2026-07-28"
+ENVELOPE = {
+    "io.modelcontextprotocol/protocolVersion": MODERN,
+    "io.modelcontextprotocol/clientCapabilities": {},
+    "io.modelcontextprotocol/clientInfo": {"name": "probe", "version": "1"},
+}
+
+
+def modern_call(tool: str, arguments: dict[str, Any], *, named: str | None = None) -> dict[str, Any]:
+    """A 2026-07-28 `tools/call` as (headers, body); `named`: what the Mcp-Name header claims instead."""
+    body = {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": tool, "arguments": arguments}}
+    body["params"]["_meta"] = ENVELOPE  # type: ignore[index]
+    headers = {**JSON_AND_SSE, "mcp-protocol-version": MODERN, "mcp-method": "tools/call", "mcp-name": named or tool}
+    return {"headers": headers, "json": body}
+
+
+def test_what_is_answered_at_once() -> None:
+    quick = frozenset({"list_collections"})
+
+    def at_once(**headers: str) -> bool:
+        raw = [(name.replace("_", "-").encode(), value.encode()) for name, value in headers.items()]
+        return mcp_http.answered_at_once(raw, quick)
+
+    assert at_once(mcp_protocol_version=MODERN, mcp_method="tools/call", mcp_name="list_collections")
+    assert at_once(mcp_protocol_version=MODERN, mcp_method="tools/list")
+    assert at_once(mcp_protocol_version=MODERN, mcp_method="resources/read", mcp_name="citadel://graphs")
+    assert not at_once(mcp_protocol_version=MODERN, mcp_method="tools/call", mcp_name="ask_rag")
+    assert not at_once(mcp_protocol_version=MODERN, mcp_method="tools/call")  # no name: the SDK answers that
+    assert not at_once(mcp_protocol_version="2025-11-25", mcp_method="tools/list")  # a session's request
+    assert not at_once(mcp_method="tools/list")  # no version header: the handshake-era path
+    assert not at_once(mcp_protocol_version=MODERN, mcp_method="subscriptions/listen")  # a stream by nature
+
+
+async def test_quick_calls_answered_at_once(live: LiveServer) -> None:
+    """A 2026-07-28 call of a tool that reads what the server holds gets one JSON response (served
+    without the SSE set-up); the Mcp-Name header that picks that path must agree with the body."""
+    async with httpx.AsyncClient(base_url=live.url, timeout=60) as http:
+        quick = await http.post("/mcp", **modern_call("list_collections", {}))
+        listed = await http.post(
+            "/mcp",
+            headers={**JSON_AND_SSE, "mcp-protocol-version": MODERN, "mcp-method": "tools/list"},
+            json={"jsonrpc": "2.0", "id": 8, "method": "tools/list", "params": {"_meta": ENVELOPE}},
+        )
+        unknown = await http.post("/mcp", **modern_call("get_thread", {"thread_id": "no-such-thread"}))
+        disguised = await http.post("/mcp", **modern_call("generate", {"prompt": "Hi"}, named="list_collections"))
+        invalid = await http.post("/mcp", **modern_call("get_thread", {"thread_id": ""}))
+    assert quick.status_code == 200, quick.text
+    assert quick.headers["content-type"] == "application/json"
+    assert "docs" in {c["name"] for c in quick.json()["result"]["structuredContent"]["collections"]}
+    assert listed.headers["content-type"] == "application/json"
+    assert {t["name"] for t in listed.json()["result"]["tools"]} == set(TOOLS)
+    assert unknown.json()["result"]["isError"] is True  # a tool's error is a result, as on the stream
+    assert "no-such-thread" in unknown.json()["result"]["content"][0]["text"]
+    assert disguised.status_code == 400
+    assert "mcp-name header does not match" in disguised.json()["error"]["message"].lower()
+    assert invalid.json()["result"]["isError"] is True
+
+
 async def test_dns_rebinding_is_refused_on_loopback(live: LiveServer) -> None:
     async with httpx.AsyncClient(base_url=live.url, timeout=30) as http:
         evil_host = await http.post("/mcp", json=INITIALIZE, headers={**JSON_AND_SSE, "host": "attacker.example"})
