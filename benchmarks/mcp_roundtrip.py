@@ -267,21 +267,16 @@ async def measure(servers: dict[str, Server], rounds: int, seconds: float) -> No
                 f"  {concurrency:>2} client(s), {name:<9}: calls/s {ours.rate / bare.rate:.2f}x, "
                 f"per core {ours.per_core / bare.per_core:.2f}x ({ours.per_core:.0f} calls/s per core; target >= 300)"
             )
-    print("citadel against bare-json (the SDK answering in JSON, as Citadel answers this call), same run:")
-    for concurrency in CONCURRENCY:
-        ours, theirs = results[("citadel", concurrency)], results[("bare-json", concurrency)]
-        print(
-            f"  {concurrency:>2} client(s): calls/s {ours.rate / theirs.rate:.2f}x, "
-            f"per core {ours.per_core / theirs.per_core:.2f}x"
-        )
-    if "before" in contenders:
-        print("citadel against before (the --before code), same run:")
-        for concurrency in CONCURRENCY:
-            ours, theirs = results[("citadel", concurrency)], results[("before", concurrency)]
-            print(
-                f"  {concurrency:>2} client(s): calls/s {ours.rate / theirs.rate:.2f}x, "
-                f"per core {ours.per_core / theirs.per_core:.2f}x"
-            )
+    against = {"bare-json": "the SDK answering in JSON, as Citadel answers this call", "before": "the --before code"}
+    for other, what in against.items():
+        if other in contenders:
+            print(f"citadel against {other} ({what}), same run:")
+            for concurrency in CONCURRENCY:
+                ours, theirs = results[("citadel", concurrency)], results[(other, concurrency)]
+                print(
+                    f"  {concurrency:>2} client(s): calls/s {ours.rate / theirs.rate:.2f}x, "
+                    f"per core {ours.per_core / theirs.per_core:.2f}x"
+                )
 
 
 async def run(rounds: int, seconds: float, before: Path | None) -> None:
