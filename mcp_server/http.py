@@ -27,10 +27,11 @@ served by a second session manager of the same server in JSON-response mode. Its
 single JSON response the SDK's SSE mode sends when a handler finishes without a notification, without
 what that mode sets up on every request to be able to stream (a task group with the handler and a
 disconnect watcher as sibling tasks, a memory stream, a timer): on a trivial call, driven in process,
-that set-up was 140 of the SDK's 340 us of CPU. Everything else (graph runs, generation, embedding, progress) streams as before, and a
-handshake-era request always goes to the first manager, which holds the sessions. The choice is made
-on the routing headers (`Mcp-Method`, `Mcp-Name`), which the SDK checks against the body: a request
-whose headers claim a quick tool and whose body calls another is refused (HEADER_MISMATCH).
+that set-up was 140 of the SDK's 340 us of CPU. Everything else (graph runs, generation, embedding,
+progress) streams as before, and a handshake-era request always goes to the first manager, which
+holds the sessions. The choice is made on the routing headers (`Mcp-Method`, `Mcp-Name`), which the
+SDK checks against the body: a request whose headers claim a quick tool and whose body calls another
+is refused (HEADER_MISMATCH).
 
 The `mcp` SDK is imported and the server built in the background once the app has started (it
 costs 0.7-0.8 s of CPU): the app answers `/health` at once, and a request to `/mcp` that comes
@@ -96,24 +97,30 @@ def transport_security(settings: Settings) -> TransportSecuritySettings:
     return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins)
 
 
-def answered_at_once(headers: Sequence[tuple[bytes, bytes]], quick_tools: frozenset[str]) -> bool:
-    """Whether a request is a 2026-07-28 one (not of a handshake-era revision) whose routing headers
-    name a method answered at once, or a call of one of `quick_tools`."""
-    from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
+class AnsweredAtOnce:
+    """Tells whether a request is a 2026-07-28 one (not of a handshake-era revision) whose routing
+    headers name a method answered at once, or a call of one of `quick_tools`."""
 
-    version = method = name = None
-    for key, value in headers:
-        if key == b"mcp-protocol-version":
-            version = value
-        elif key == b"mcp-method":
-            method = value
-        elif key == b"mcp-name":
-            name = value
-    if version is None or version.decode("latin-1") in HANDSHAKE_PROTOCOL_VERSIONS:
-        return False
-    if method == b"tools/call":
-        return name is not None and name.decode("latin-1") in quick_tools
-    return method in AT_ONCE_METHODS
+    def __init__(self, quick_tools: frozenset[str]) -> None:
+        from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
+
+        self._quick_tools = frozenset(name.encode() for name in quick_tools)
+        self._handshake_versions = frozenset(version.encode() for version in HANDSHAKE_PROTOCOL_VERSIONS)
+
+    def __call__(self, headers: Sequence[tuple[bytes, bytes]]) -> bool:
+        version = method = name = None
+        for key, value in headers:
+            if key == b"mcp-protocol-version":
+                version = value
+            elif key == b"mcp-method":
+                method = value
+            elif key == b"mcp-name":
+                name = value
+        if version is None or version in self._handshake_versions:
+            return False
+        if method == b"tools/call":
+            return name in self._quick_tools
+        return method in AT_ONCE_METHODS
 
 
 class MCPEndpoint:
@@ -156,16 +163,27 @@ class MCPEndpoint:
             app=streaming.app, json_response=True, stateless=True, security_settings=streaming.security_settings
         )
         self._at_once = at_once
+        answered_at_once = AnsweredAtOnce(ANSWERED_AT_ONCE)
 
         async def transport(scope: Scope, receive: Receive, send: Send) -> None:
-            manager = at_once if answered_at_once(scope["headers"], ANSWERED_AT_ONCE) else streaming
-            await manager.handle_request(scope, receive, send)
+            if answered_at_once(scope["headers"]):
+                await at_once.handle_request(scope, receive, send)
+            else:  # only this manager opens sessions, and refuses one with 503 when at its maximum
+                await streaming.handle_request(scope, receive, self._with_retry_after(send))
 
         self._app = self._auth.protect(transport) if self._auth is not None else transport
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope = {**scope, "headers": [(name, value.strip(OWS)) for name, value in scope["headers"]]}
+        if not self._ready.is_set():
+            if self._state is None:
+                raise RuntimeError("MCPEndpoint.serve() builds the MCP server; it was not entered")
+            await self._ready.wait()
+        if self._app is None:
+            raise Unavailable(f"the MCP endpoint could not be built: {self._failure}", retry_after=60)
+        await self._app(scope, receive, send)
 
+    def _with_retry_after(self, send: Send) -> Send:
         async def with_retry_after(message: Message) -> None:
             if message["type"] == "http.response.start" and message["status"] == 503:
                 headers = list(message.get("headers", []))
@@ -173,13 +191,7 @@ class MCPEndpoint:
                     message = {**message, "headers": [*headers, (b"retry-after", self._retry_after)]}
             await send(message)
 
-        if not self._ready.is_set():
-            if self._state is None:
-                raise RuntimeError("MCPEndpoint.serve() builds the MCP server; it was not entered")
-            await self._ready.wait()
-        if self._app is None:
-            raise Unavailable(f"the MCP endpoint could not be built: {self._failure}", retry_after=60)
-        await self._app(scope, receive, with_retry_after)
+        return with_retry_after
 
     def route(self) -> Route:
         return Route(PATH, endpoint=self, include_in_schema=False)

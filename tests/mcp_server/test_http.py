@@ -198,11 +198,10 @@ def modern_call(tool: str, arguments: dict[str, Any], *, named: str | None = Non
 
 
 def test_what_is_answered_at_once() -> None:
-    quick = frozenset({"list_collections"})
+    answered_at_once = mcp_http.AnsweredAtOnce(frozenset({"list_collections"}))
 
     def at_once(**headers: str) -> bool:
-        raw = [(name.replace("_", "-").encode(), value.encode()) for name, value in headers.items()]
-        return mcp_http.answered_at_once(raw, quick)
+        return answered_at_once([(name.replace("_", "-").encode(), value.encode()) for name, value in headers.items()])
 
     assert at_once(mcp_protocol_version=MODERN, mcp_method="tools/call", mcp_name="list_collections")
     assert at_once(mcp_protocol_version=MODERN, mcp_method="tools/list")
