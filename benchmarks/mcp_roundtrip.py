@@ -10,7 +10,7 @@
   that returns the same result as Citadel's from a constant: the target's baseline.
 - bare-json: the same server in the SDK's JSON-response mode (`json_response=True`), as Citadel
   answers such a call (`mcp_server/http.py`, "answered at once"): a reference, printed beside.
-All three run under the same uvicorn in child processes. The tool does no I/O: what is measured is
+All run under the same uvicorn in child processes. The tool does no I/O: what is measured is
 the protocol, the transport and the server.
 
 Each is first checked with the SDK's own client (same tool, same result). The load is then
