@@ -198,9 +198,9 @@ class MCPEndpoint:
 
     @contextlib.asynccontextmanager
     async def serve(self, state: Core) -> AsyncIterator[None]:
-        """Run the MCP session manager over `state` (what the app's lifespan opened), with a tool per
+        """Run the MCP session managers over `state` (what the app's lifespan opened), with a tool per
         graph of its registry (the built-in graphs and the project's). Returns at once: the server is
-        built and its session manager run by a task of its own, until the block exits."""
+        built and its session managers run by a task of its own, until the block exits."""
         self._state, self._app, self._ready = state, None, asyncio.Event()
         stop = asyncio.Event()
         task = asyncio.create_task(self._run([entry.spec for entry in state.registry.list()], stop))

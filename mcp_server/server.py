@@ -57,11 +57,13 @@ def create_server(settings: Settings, provide: StateProvider, specs: Sequence[Se
     @contextlib.asynccontextmanager
     async def lifespan(_: MCPServer[Core]) -> AsyncIterator[Core]:
         async with provide() as state:
-            current.state = state
+            # Entered once by each HTTP session manager (the streaming one and the JSON one, http.py):
+            # the first to leave hands back what the other still runs on.
+            previous, current.state = current.state, state
             try:
                 yield state
             finally:
-                current.state = None
+                current.state = previous
 
     key = settings.mcp_request_state_key
     server: MCPServer[Core] = MCPServer(
