@@ -191,8 +191,12 @@ ENVELOPE = {
 
 def modern_call(tool: str, arguments: dict[str, Any], *, named: str | None = None) -> dict[str, Any]:
     """A 2026-07-28 `tools/call` as (headers, body); `named`: what the Mcp-Name header claims instead."""
-    body = {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": tool, "arguments": arguments}}
-    body["params"]["_meta"] = ENVELOPE  # type: ignore[index]
+    body = {
+        "jsonrpc": "2.0",
+        "id": 7,
+        "method": "tools/call",
+        "params": {"name": tool, "arguments": arguments, "_meta": ENVELOPE},
+    }
     headers = {**JSON_AND_SSE, "mcp-protocol-version": MODERN, "mcp-method": "tools/call", "mcp-name": named or tool}
     return {"headers": headers, "json": body}
 
@@ -214,10 +218,19 @@ def test_what_is_answered_at_once() -> None:
 
 
 async def test_quick_calls_answered_at_once(live: LiveServer) -> None:
-    """A 2026-07-28 call of a tool that reads what the server holds gets one JSON response (served
-    without the SSE set-up); the Mcp-Name header that picks that path must agree with the body."""
+    """A 2026-07-28 call of a tool that reads what the server holds gets one JSON response, from the
+    JSON-response manager; the Mcp-Name header that picks that path must agree with the body."""
     async with httpx.AsyncClient(base_url=live.url, timeout=60) as http:
         quick = await http.post("/mcp", **modern_call("list_collections", {}))
+        # Which manager answered shows in one place: only the JSON one serves a client that accepts
+        # JSON alone (the streaming one wants both, and answers 406).
+        json_only = {**JSON_AND_SSE, "accept": "application/json"}
+        quick_json_only = modern_call("list_collections", {})
+        streaming_json_only = modern_call("generate", {"prompt": "Hi"})
+        quick_json_only["headers"] = {**quick_json_only["headers"], **json_only}
+        streaming_json_only["headers"] = {**streaming_json_only["headers"], **json_only}
+        at_once = await http.post("/mcp", **quick_json_only)
+        streamed = await http.post("/mcp", **streaming_json_only)
         listed = await http.post(
             "/mcp",
             headers={**JSON_AND_SSE, "mcp-protocol-version": MODERN, "mcp-method": "tools/list"},
@@ -228,6 +241,8 @@ async def test_quick_calls_answered_at_once(live: LiveServer) -> None:
         invalid = await http.post("/mcp", **modern_call("get_thread", {"thread_id": ""}))
     assert quick.status_code == 200, quick.text
     assert quick.headers["content-type"] == "application/json"
+    assert at_once.status_code == 200, at_once.text
+    assert streamed.status_code == 406
     assert "docs" in {c["name"] for c in quick.json()["result"]["structuredContent"]["collections"]}
     assert listed.headers["content-type"] == "application/json"
     assert {t["name"] for t in listed.json()["result"]["tools"]} == set(TOOLS)
