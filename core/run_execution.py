@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 from langchain_core.messages import AIMessageChunk, BaseMessage
 from langchain_core.runnables import RunnableConfig
+from langgraph.callbacks import GraphCallbackHandler, GraphInterruptEvent
 from langgraph.types import Command
 
 from citadel.core.run_events import RunEnd, RunEventLog
@@ -87,9 +88,10 @@ async def _attempt(manager: RunManager, run: Run, claim: Claim) -> str | None:
     keeper = asyncio.create_task(_keep(manager, run_id, claim, asyncio.current_task()), name=f"keep:{run_id}")
     status: str = "success"
     error: str | None = None
+    seen = EndSeen()
     try:
         await events.publish(run_id, "metadata", {"run_id": run_id, "attempt": run.attempt})
-        await stream_graph(manager, run, events)
+        await stream_graph(manager, run, events, seen)
     except asyncio.CancelledError:
         why = await _why_stopped(manager, run_id, claim)
         if why != "cancelled":
@@ -113,7 +115,8 @@ async def _attempt(manager: RunManager, run: Run, claim: Claim) -> str | None:
         await events.publish(run_id, "error", {"error": type(failure).__name__, "message": error})
     finally:
         keeper.cancel()
-    return await asyncio.shield(_finish(manager, run, claim, status, error))
+    finished = seen.final_values() if status == "success" else None
+    return await asyncio.shield(_finish(manager, run, claim, status, error, finished))
 
 
 async def _not_claimed(manager: RunManager, run_id: str) -> None:
@@ -185,12 +188,14 @@ async def _release(manager: RunManager, run_id: str, claim: Claim) -> None:
         log.warning("run %s: could not hand its lease back (%s); it lapses instead", run_id, type(error).__name__)
 
 
-async def _finish(manager: RunManager, run: Run, claim: Claim, status: str, error: str | None) -> str:
+async def _finish(
+    manager: RunManager, run: Run, claim: Claim, status: str, error: str | None, finished: dict[str, Any] | None
+) -> str:
     """Record the end, retrying while the store is unreachable (the graph's work is checkpointed)."""
     delay = 0.2
     while True:
         try:
-            return await _record_end(manager, run, claim, status, error)
+            return await _record_end(manager, run, claim, status, error, finished)
         except Exception as failure:
             if not is_outage(failure):
                 raise
@@ -199,16 +204,25 @@ async def _finish(manager: RunManager, run: Run, claim: Claim, status: str, erro
             delay = min(delay * 2, FINISH_RETRY_MAX_SECONDS)
 
 
-async def _record_end(manager: RunManager, run: Run, claim: Claim, status: str, error: str | None) -> str:
+async def _record_end(
+    manager: RunManager, run: Run, claim: Claim, status: str, error: str | None, finished: dict[str, Any] | None
+) -> str:
+    """`finished`: the final values of a graph that ran to its end, as its own stream showed them
+    (`EndSeen`); None: read from the thread's checkpoint what the run left (values, and whether it
+    paused), unless it failed (a failed run answers its error, not values)."""
     assert run.thread_id is not None
     stateless = bool(run.payload.get("stateless"))
     scratch = on_scratch(run)
-    graph = manager.registry.get(run.graph).for_run(scratch)
-    snapshot = await graph.aget_state({"configurable": {"thread_id": run.thread_id}})
-    if scratch:  # read: nothing else will read them
+    values: dict[str, Any] | None = finished
+    paused = False
+    if finished is None and status != "error":
+        graph = manager.registry.get(run.graph).for_run(scratch)
+        snapshot = await graph.aget_state({"configurable": {"thread_id": run.thread_id}})
+        values, paused = values_of(snapshot), bool(snapshot.interrupts)
+    if scratch:  # read, if they were needed: nothing else will read them
         await manager.delete_checkpoints(run.graph, run.thread_id, scratch=True)
     thread_after: ThreadAfter = (
-        "delete" if stateless else "error" if status == "error" else "interrupted" if snapshot.interrupts else "idle"
+        "delete" if stateless else "error" if status == "error" else "interrupted" if paused else "idle"
     )
     # One transaction: the run's end and its thread's status (or, for a stateless run, the thread gone).
     ended = await manager.store.finish_run(
@@ -230,9 +244,9 @@ async def _record_end(manager: RunManager, run: Run, claim: Claim, status: str, 
         if current is not None and current.status in ACTIVE_RUN:
             return current.status  # a later attempt owns the run and will end it
         status, error = (current.status, current.error) if current is not None else ("interrupted", "deleted")
-    # The final values ride with the end, so that `runs/wait` and `join` need not read them again.
-    values = values_of(snapshot) if status != "error" else None
-    await manager.event_log.end(run.run_id, RunEnd(status, error, values))
+    # The final values ride with the end, so that `runs/wait` and `join` need not read them again
+    # (without them, as after a failure cancelled as it ended, the reader reads the thread).
+    await manager.event_log.end(run.run_id, RunEnd(status, error, values if status != "error" else None))
     log.info("run %s: %s", run.run_id, status)
     return status
 
@@ -252,8 +266,9 @@ def graph_config(run: Run) -> RunnableConfig:
     }
 
 
-async def stream_graph(manager: RunManager, run: Run, events: RunEventLog) -> None:
-    """Run the graph from the thread's last checkpoint, publishing what the run's stream modes ask."""
+async def stream_graph(manager: RunManager, run: Run, events: RunEventLog, seen: EndSeen) -> None:
+    """Run the graph from the thread's last checkpoint, publishing what the run's stream modes ask;
+    `seen` is told how it ended."""
     payload = run.payload
     graph = manager.registry.get(run.graph).for_run(on_scratch(run))
     config = graph_config(run)
@@ -275,6 +290,8 @@ async def stream_graph(manager: RunManager, run: Run, events: RunEventLog) -> No
     native = {"messages" if m == "messages-tuple" else m for m in modes}
     if "messages" in modes:
         native.add("updates")  # to tell when a streamed message is complete
+    native.add("values")  # the final values, which the run's end then need not read back
+    config["callbacks"] = [seen]
     partial: dict[str, AIMessageChunk] = {}
     subgraphs = bool(payload.get("stream_subgraphs"))
     stream: AsyncIterator[Any] = graph.astream(
@@ -286,21 +303,58 @@ async def stream_graph(manager: RunManager, run: Run, events: RunEventLog) -> No
     )
     async for item in stream:
         namespace, mode, chunk = item if subgraphs else ((), *item)
-        suffix = "|" + "|".join(namespace) if namespace else ""
-        if mode == "messages":
-            message, metadata = chunk
-            if "messages-tuple" in modes:
-                await publish("messages" + suffix, [to_jsonable(message), to_jsonable(metadata)])
-            if "messages" in modes:
-                for event, data in _partial(partial, message, metadata):
-                    await publish(event + suffix, data)
-            continue
-        if mode == "updates" and "messages" in modes:
-            for event, data in _complete(partial, chunk):
-                await publish(event + suffix, data)
-            if "updates" not in modes:
-                continue
-        await publish(mode + suffix, to_jsonable(chunk))
+        if mode == "values" and not namespace:
+            seen.values = chunk
+        for event, data in _events_of(namespace, mode, chunk, modes, partial):
+            await publish(event, data)
+
+
+def _events_of(
+    namespace: tuple[str, ...], mode: str, chunk: Any, modes: list[str], partial: dict[str, AIMessageChunk]
+) -> list[tuple[str, Any]]:
+    """What one part of LangGraph's stream publishes, under the stream modes the run asked for."""
+    suffix = "|" + "|".join(namespace) if namespace else ""
+    out: list[tuple[str, Any]] = []
+    if mode == "messages":
+        message, metadata = chunk
+        if "messages-tuple" in modes:
+            out.append(("messages" + suffix, [to_jsonable(message), to_jsonable(metadata)]))
+        if "messages" in modes:
+            out += [(event + suffix, data) for event, data in _partial(partial, message, metadata)]
+        return out
+    if mode == "updates" and "messages" in modes:
+        out += [(event + suffix, data) for event, data in _complete(partial, chunk)]
+    if mode in modes:
+        out.append((mode + suffix, to_jsonable(chunk)))
+    return out
+
+
+class EndSeen(GraphCallbackHandler):
+    """What a run's own stream shows of its end, so that recording the end need not read the
+    thread's checkpoint back: the top graph's last `values` (LangGraph streams the same channels a
+    snapshot reads, `stream_channels`, and streams them again whenever a step changes one), and
+    whether it paused (LangGraph calls `on_interrupt` for the top graph only, for interrupts raised
+    by a node and for `interrupt_before` / `interrupt_after` alike)."""
+
+    run_inline = True  # it sets a flag: no thread of the executor for that
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.values: Any = _UNSEEN
+        self.paused = False
+
+    def on_interrupt(self, event: GraphInterruptEvent) -> None:
+        self.paused = True
+
+    def final_values(self) -> dict[str, Any] | None:
+        """The values a snapshot of the thread reads now, as `values_of` gives them; None when the
+        stream cannot tell (the graph paused, whose snapshot says more; or it streamed no values)."""
+        if self.paused or self.values is _UNSEEN:
+            return None
+        return to_jsonable(self.values) or {}
+
+
+_UNSEEN = object()
 
 
 def _stream_options(payload: dict[str, Any]) -> dict[str, Any]:
