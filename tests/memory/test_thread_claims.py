@@ -67,7 +67,9 @@ async def test_a_run_claims_the_owners_free_thread_in_one_statement(store: AppSt
     thread = await store.create_thread("ada")
     statements.clear()
     first = await _accept(store, "ada", thread.thread_id, "existing")
-    assert statements == ["UPDATE", "INSERT"]  # the claim, the run's row
+    # The claim and the run's row: on PostgreSQL one statement (a data-modifying CTE, in autocommit),
+    # on SQLite two in one transaction (one hop to its thread).
+    assert statements == (["WITH"] if on_postgres(store) else ["UPDATE", "INSERT"])
     claimed = await store.get_thread(thread.thread_id, "ada")
     assert (claimed.status, claimed.graph, claimed.title) == ("busy", "echo", "first words")
 
@@ -93,6 +95,34 @@ async def test_a_run_claims_the_owners_free_thread_in_one_statement(store: AppSt
     assert (await store.get_thread(thread.thread_id, "ada")).status == "idle"  # refusals wrote nothing
     runs = await store.list_runs(thread.thread_id)
     assert {run.run_id for run in runs} == {first.run_id, second.run_id}
+
+
+async def test_a_runs_end_releases_its_thread_in_one_statement_if_the_run_is_still_its_holders(
+    store: AppStore, statements: list[str]
+) -> None:
+    thread = await store.create_thread("ada")
+    run = await _accept(store, "ada", thread.thread_id, "existing")
+    assert await store.claim_run(run.run_id, "executor", 60) is not None
+    statements.clear()
+    assert not await store.finish_run(run.run_id, "another", "success", thread_id=thread.thread_id, thread_after="idle")
+    assert (await store.get_thread(thread.thread_id, "ada")).status == "busy"  # not the holder: nothing written
+    assert (await store.get_run(run.run_id)).status == "running"
+    statements.clear()
+    assert await store.finish_run(
+        run.run_id, "executor", "error", "boom", thread_id=thread.thread_id, thread_after="error"
+    )
+    assert statements == (["WITH"] if on_postgres(store) else ["UPDATE", "UPDATE"])
+    ended = await store.get_run(run.run_id)
+    assert (ended.status, ended.error, ended.lease_owner) == ("error", "boom", None)
+    assert (await store.get_thread(thread.thread_id, "ada")).status == "error"
+    assert not await store.finish_run(
+        run.run_id, "executor", "success", thread_id=thread.thread_id, thread_after="idle"
+    )
+    assert (await store.get_thread(thread.thread_id, "ada")).status == "error"  # ended once
+
+
+def on_postgres(store: AppStore) -> bool:
+    return store.engine.dialect.name == "postgresql"
 
 
 async def test_if_missing_makes_the_thread_or_claims_the_owners(store: AppStore) -> None:
