@@ -144,14 +144,10 @@ async def as_checkpointed(runs: RunManager, thread_id: str, end: RunEnd, answere
     if end.status == "error":
         assert end.values is None
         assert thread.status == "error"
-        return to_values(snapshot)
-    assert end.values == to_values(snapshot)
-    assert answered == to_values(snapshot)
+        return values_of(snapshot)
+    assert end.values == values_of(snapshot)
+    assert answered == values_of(snapshot)
     assert thread.status == ("interrupted" if snapshot.interrupts else "idle")
-    return to_values(snapshot)
-
-
-def to_values(snapshot: Any) -> dict[str, Any]:
     return values_of(snapshot)
 
 
