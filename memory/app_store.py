@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, TypeVar
 
-from sqlalchemy import ColumnElement, Connection, and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Exists, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -215,15 +215,21 @@ _FINISH_RUN = (
 )
 _DELETE_RUNS_OF_THREAD = delete(runs).where(runs.c.thread_id == bindparam("p_thread_id"))
 _DELETE_THREAD = delete(threads).where(threads.c.thread_id == bindparam("p_thread_id"))
+
+
+def _active_run_of_thread(*also: ColumnElement[bool]) -> Exists:
+    """Whether the thread `p_thread_id` has a run pending or running (and meeting `also`)."""
+    return (
+        select(runs.c.run_id)
+        .where(runs.c.thread_id == bindparam("p_thread_id"), runs.c.status.in_(ACTIVE_RUN), *also)
+        .exists()
+    )
+
+
 _RELEASE_THREAD = (
     # The thread's status after its run ended, unless another run has taken the thread since.
     update(threads)
-    .where(
-        threads.c.thread_id == bindparam("p_thread_id"),
-        ~select(runs.c.run_id)
-        .where(runs.c.thread_id == bindparam("p_thread_id"), runs.c.status.in_(ACTIVE_RUN))
-        .exists(),
-    )
+    .where(threads.c.thread_id == bindparam("p_thread_id"), ~_active_run_of_thread())
     .values(status=bindparam("p_status"), updated_at=bindparam("p_stamp"))
 )
 
@@ -252,13 +258,7 @@ _FINISH_RUN_AND_RELEASE = (
         .where(
             threads.c.thread_id == bindparam("p_thread_id"),
             select(_FINISHED.c.run_id).exists(),
-            ~select(runs.c.run_id)
-            .where(
-                runs.c.thread_id == bindparam("p_thread_id"),
-                runs.c.status.in_(ACTIVE_RUN),
-                runs.c.run_id != bindparam("p_run_id"),
-            )
-            .exists(),
+            ~_active_run_of_thread(runs.c.run_id != bindparam("p_run_id")),
         )
         .values(status=bindparam("p_status_after"), updated_at=bindparam("p_stamp"))
         .cte("released")

@@ -189,8 +189,11 @@ ENVELOPE = {
 }
 
 
-def modern_call(tool: str, arguments: dict[str, Any], *, named: str | None = None) -> dict[str, Any]:
-    """A 2026-07-28 `tools/call` as (headers, body); `named`: what the Mcp-Name header claims instead."""
+def modern_call(
+    tool: str, arguments: dict[str, Any], *, named: str | None = None, accept: str | None = None
+) -> dict[str, Any]:
+    """A 2026-07-28 `tools/call` as (headers, body); `named`: what the Mcp-Name header claims instead;
+    `accept`: the Accept header instead of JSON and SSE."""
     body = {
         "jsonrpc": "2.0",
         "id": 7,
@@ -198,6 +201,8 @@ def modern_call(tool: str, arguments: dict[str, Any], *, named: str | None = Non
         "params": {"name": tool, "arguments": arguments, "_meta": ENVELOPE},
     }
     headers = {**JSON_AND_SSE, "mcp-protocol-version": MODERN, "mcp-method": "tools/call", "mcp-name": named or tool}
+    if accept is not None:
+        headers["accept"] = accept
     return {"headers": headers, "json": body}
 
 
@@ -224,13 +229,8 @@ async def test_quick_calls_answered_at_once(live: LiveServer) -> None:
         quick = await http.post("/mcp", **modern_call("list_collections", {}))
         # Which manager answered shows in one place: only the JSON one serves a client that accepts
         # JSON alone (the streaming one wants both, and answers 406).
-        json_only = {**JSON_AND_SSE, "accept": "application/json"}
-        quick_json_only = modern_call("list_collections", {})
-        streaming_json_only = modern_call("generate", {"prompt": "Hi"})
-        quick_json_only["headers"] = {**quick_json_only["headers"], **json_only}
-        streaming_json_only["headers"] = {**streaming_json_only["headers"], **json_only}
-        at_once = await http.post("/mcp", **quick_json_only)
-        streamed = await http.post("/mcp", **streaming_json_only)
+        at_once = await http.post("/mcp", **modern_call("list_collections", {}, accept="application/json"))
+        streamed = await http.post("/mcp", **modern_call("generate", {"prompt": "Hi"}, accept="application/json"))
         listed = await http.post(
             "/mcp",
             headers={**JSON_AND_SSE, "mcp-protocol-version": MODERN, "mcp-method": "tools/list"},
